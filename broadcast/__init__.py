@@ -1,0 +1,1 @@
+"""Broadcasts: scheduler, priority and preemption, quiet hours, delivery reports, audit."""

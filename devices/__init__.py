@@ -1,0 +1,1 @@
+"""The registry of everything placed in the region tree: villages, staff, speakers, listeners."""

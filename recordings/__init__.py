@@ -1,0 +1,1 @@
+"""Ingest pipeline (probe, transcode, loudness, tags, TTS, chime), archive and replay files."""

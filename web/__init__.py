@@ -1,0 +1,1 @@
+"""The aiohttp app: API, console, resident page, auth, CLI, settings (the composition root)."""

@@ -1,0 +1,64 @@
+"""The application factory: settings in, a wired aiohttp app out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from devices.events import EventBus
+
+from . import (
+    api_accounts,
+    api_announcements,
+    api_broadcasts,
+    api_devices,
+    api_regions,
+    live,
+    pages,
+    streams,
+    system,
+)
+from .db import make_engine, make_sessionmaker, migrate
+from .keys import ENGINE, EVENTS, SESSIONMAKER, SETTINGS
+from .problems import problem_middleware
+from .settings import Settings
+
+# Order matters: each module's cleanup context starts after the previous ones (database first,
+# then recordings, streaming, broadcast) and stops in reverse order.
+FEATURES = (
+    system,
+    api_accounts,
+    api_regions,
+    api_devices,
+    api_announcements,
+    streams,
+    api_broadcasts,
+    live,
+    pages,
+)
+
+
+def create_app(settings: Settings) -> web.Application:
+    """A villagecast server for these settings (database migrated on startup)."""
+    app = web.Application(
+        middlewares=[system.metrics_middleware, problem_middleware],
+        client_max_size=settings.max_upload_bytes + 1024 * 1024,
+    )
+    app[SETTINGS] = settings
+    app[EVENTS] = EventBus()
+    app.cleanup_ctx.append(_database)
+    for feature in FEATURES:
+        feature.setup(app)
+    return app
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.effective_database_url)
+    await migrate(engine)
+    app[ENGINE] = engine
+    app[SESSIONMAKER] = make_sessionmaker(engine)
+    yield
+    await engine.dispose()

@@ -1,0 +1,110 @@
+"""Request parsing helpers: JSON bodies with known fields, and typed field readers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from aiohttp import web
+
+from devices.errors import InvalidError, InvalidField, TooLargeError, UnsupportedMediaError
+
+from .keys import SETTINGS
+
+
+class MalformedJson(InvalidError):
+    """The body is not valid JSON."""
+
+    title_ko = "JSON 형식이 올바르지 않습니다"
+
+
+class BodyTooLarge(TooLargeError):
+    """The request body is too large."""
+
+    title_ko = "요청 본문이 너무 큽니다"
+
+
+class NotJson(UnsupportedMediaError):
+    """The body must be JSON (Content-Type: application/json)."""
+
+    title_ko = "JSON 본문(Content-Type: application/json)이 필요합니다"
+
+
+async def json_body(
+    request: web.Request, allowed: Iterable[str], required: Iterable[str] = ()
+) -> dict[str, Any]:
+    """The request's JSON object; refuses other types, oversize bodies, unknown or missing fields."""
+    if request.content_type != "application/json":
+        raise NotJson(f"expected application/json, got {request.content_type or 'nothing'}")
+    limit = request.app[SETTINGS].max_json_kb * 1024
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLarge(f"JSON bodies are limited to {limit} bytes")
+    raw = await request.content.read(limit + 1)
+    if len(raw) > limit:
+        raise BodyTooLarge(f"JSON bodies are limited to {limit} bytes")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedJson(f"malformed JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise MalformedJson("the body must be a JSON object")
+    allowed_set = set(allowed)
+    unknown = sorted(set(data) - allowed_set)
+    if unknown:
+        raise InvalidField(f"unknown field(s): {', '.join(unknown)}", fields=unknown)
+    missing = sorted(name for name in required if data.get(name) in (None, ""))
+    if missing:
+        raise InvalidField(f"missing field(s): {', '.join(missing)}", fields=missing)
+    return data
+
+
+def text_field(
+    data: dict[str, Any], name: str, *, max_len: int, required: bool = True, min_len: int = 1
+) -> str | None:
+    """A trimmed string field within length bounds, without control characters."""
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise InvalidField(f"{name} is required", field=name)
+        return None
+    if not isinstance(value, str):
+        raise InvalidField(f"{name} must be a string", field=name)
+    value = value.strip()
+    if len(value) < min_len:
+        raise InvalidField(f"{name} must not be empty", field=name)
+    if len(value) > max_len:
+        raise InvalidField(f"{name} must be at most {max_len} characters", field=name)
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise InvalidField(f"{name} must not contain control characters", field=name)
+    return value
+
+
+def int_field(
+    data: dict[str, Any], name: str, *, lo: int, hi: int, default: int | None = None
+) -> int:
+    """An integer field within ``[lo, hi]``."""
+    value = data.get(name, default)
+    if value is None:
+        raise InvalidField(f"{name} is required", field=name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidField(f"{name} must be an integer", field=name)
+    if not lo <= value <= hi:
+        raise InvalidField(f"{name} must be between {lo} and {hi}", field=name)
+    return value
+
+
+def bool_field(data: dict[str, Any], name: str, *, default: bool) -> bool:
+    """A boolean field."""
+    value = data.get(name, default)
+    if not isinstance(value, bool):
+        raise InvalidField(f"{name} must be true or false", field=name)
+    return value
+
+
+def path_int(request: web.Request, name: str = "id") -> int:
+    """An integer path parameter (404 when it is not one)."""
+    raw = request.match_info[name]
+    if not raw.isdigit() or len(raw) > 18:
+        raise web.HTTPNotFound()
+    return int(raw)
