@@ -12,6 +12,7 @@ from . import (
     api_accounts,
     api_announcements,
     api_broadcasts,
+    api_dashboard,
     api_devices,
     api_regions,
     live,
@@ -35,6 +36,7 @@ FEATURES = (
     streams,
     api_broadcasts,
     live,
+    api_dashboard,
     pages,
 )
 
