@@ -96,7 +96,7 @@ def ffprobe(path: Path | str) -> dict[str, Any]:
 def integrated_lufs(path: Path) -> float:
     """EBU R128 integrated loudness measured by ffmpeg's ebur128 filter."""
     proc = subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "info", "-i", str(path), "-af", "ebur128=framelog=quiet", "-f", "null", "-"],
+        ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-i", str(path), "-af", "ebur128", "-f", "null", "-"],
         capture_output=True, timeout=120, check=True,
     )
     text = proc.stderr.decode(errors="replace")
