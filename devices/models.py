@@ -1,4 +1,4 @@
-"""Tables of the registry: regions, staff accounts, tokens, speaker boxes, listeners, groups, audit."""
+"""Tables of the registry: regions, staff, tokens, speaker boxes, listeners, groups, audit."""
 
 from __future__ import annotations
 

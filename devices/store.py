@@ -5,7 +5,9 @@ Every function takes an ``AsyncSession`` and leaves committing to the caller unl
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -15,8 +17,18 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from . import errors
-from .models import Account, ApiToken, AuditEntry, Device, Listener, Region
+from .models import (
+    Account,
+    ApiToken,
+    AuditEntry,
+    Device,
+    DeviceGroup,
+    DeviceGroupMember,
+    Listener,
+    Region,
+)
 from .orm import utcnow
+from .targets import RegionTree, Resolution, Targets, resolve_targets
 from .tokens import hash_password, hash_token, new_token
 
 DEMO_REGIONS = Path(__file__).with_name("data") / "goseong-gun.json"
@@ -30,14 +42,17 @@ async def import_regions(session: AsyncSession, tree: dict[str, Any]) -> int:
     for d_pos, district in enumerate(tree["districts"]):
         await _upsert_region(session, district["code"], "district", district, county["code"], d_pos)
         for v_pos, village in enumerate(district.get("villages", [])):
-            await _upsert_region(session, village["code"], "village", village, district["code"], v_pos)
+            await _upsert_region(
+                session, village["code"], "village", village, district["code"], v_pos
+            )
             villages += 1
     return villages
 
 
 async def import_regions_file(session: AsyncSession, path: Path) -> int:
     """Load a county tree from a JSON file."""
-    return await import_regions(session, json.loads(path.read_text(encoding="utf-8")))
+    text = await asyncio.to_thread(path.read_text, encoding="utf-8")
+    return await import_regions(session, json.loads(text))
 
 
 async def _upsert_region(
@@ -103,7 +118,9 @@ async def create_device(session: AsyncSession, village_code: str, name: str) -> 
     """Register a speaker box in a village; returns its id and token (shown once)."""
     await get_village(session, village_code)
     token = new_token("speaker")
-    device = Device(kind="speaker", village_code=village_code, name=name, token_hash=hash_token(token))
+    device = Device(
+        kind="speaker", village_code=village_code, name=name, token_hash=hash_token(token)
+    )
     session.add(device)
     await session.flush()
     return Issued(device.id, token)
@@ -144,7 +161,9 @@ async def listener_by_token(session: AsyncSession, token: str) -> Listener | Non
 async def account_by_api_token(session: AsyncSession, token: str) -> Account | None:
     """The enabled account owning this unrevoked API token; marks the token used."""
     row = await session.scalar(
-        select(ApiToken).where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None))
+        select(ApiToken).where(
+            ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None)
+        )
     )
     if row is None:
         return None
@@ -197,3 +216,61 @@ def audit(
 def actor_of(account: Account | None) -> str:
     """How an account appears in the audit log."""
     return "system" if account is None else f"account:{account.id} ({account.username})"
+
+
+# --- The region tree and target resolution -------------------------------------------------------
+
+
+async def load_tree(session: AsyncSession) -> RegionTree:
+    """The whole region tree as an immutable value."""
+    return RegionTree.build((await session.scalars(select(Region))).all())
+
+
+async def devices_by_village(
+    session: AsyncSession, villages: Iterable[str] | None = None
+) -> dict[str, set[int]]:
+    """The unrevoked speaker boxes of each village (only villages that have one)."""
+    query = select(Device.id, Device.village_code).where(Device.revoked_at.is_(None))
+    if villages is not None:
+        query = query.where(Device.village_code.in_(list(villages)))
+    out: dict[str, set[int]] = {}
+    for device_id, village in (await session.execute(query)).all():
+        out.setdefault(village, set()).add(device_id)
+    return out
+
+
+async def group_members(session: AsyncSession) -> dict[int, set[int]]:
+    """The unrevoked member speakers of every device group (empty groups included)."""
+    out: dict[int, set[int]] = {gid: set() for gid in await session.scalars(select(DeviceGroup.id))}
+    rows = await session.execute(
+        select(DeviceGroupMember.group_id, DeviceGroupMember.device_id)
+        .join(Device, Device.id == DeviceGroupMember.device_id)
+        .where(Device.revoked_at.is_(None))
+    )
+    for gid, device_id in rows.all():
+        out.setdefault(gid, set()).add(device_id)
+    return out
+
+
+async def group_regions(session: AsyncSession) -> dict[int, str]:
+    """The region each device group belongs to."""
+    rows = await session.execute(select(DeviceGroup.id, DeviceGroup.region_code))
+    return {gid: code for gid, code in rows.all()}
+
+
+async def resolve(session: AsyncSession, targets: Targets) -> Resolution:
+    """Resolve targets against the database: the villages and the speaker boxes expected to play."""
+    tree = await load_tree(session)
+    by_village = await devices_by_village(session)
+    device_village = {d: v for v, ids in by_village.items() for d in ids}
+    return resolve_targets(targets, tree, by_village, await group_members(session), device_village)
+
+
+async def listeners_of(session: AsyncSession, village: str) -> list[Listener]:
+    """The active listeners registered to a village."""
+    rows = await session.scalars(
+        select(Listener)
+        .where(Listener.village_code == village, Listener.status == "active")
+        .order_by(Listener.id)
+    )
+    return list(rows.all())

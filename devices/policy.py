@@ -1,0 +1,110 @@
+"""Who may target or manage what: one pure module, tested as a role × region matrix.
+
+Roles are bound to one region node: ``admin`` to the county, ``district`` to a district (읍·면),
+``village`` to a village (리). A district officer acts on their district and its villages; a village
+head on their own village only; an admin anywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from .errors import NotPermitted
+from .targets import RegionLike, RegionTree, Targets
+
+__all__ = [
+    "AccountLike",
+    "can_approve_listeners",
+    "can_broadcast_to",
+    "can_manage_accounts",
+    "can_manage_devices",
+    "can_see_region",
+    "can_send_emergency",
+    "can_target_county",
+    "check_targets",
+    "visible_regions",
+]
+
+
+class AccountLike(Protocol):
+    """A staff account: an ORM ``Account`` or any value with a role and a region code."""
+
+    @property
+    def role(self) -> str: ...
+    @property
+    def region_code(self) -> str: ...
+
+
+def _within_scope(account: AccountLike, region: RegionLike) -> bool:
+    if account.role == "admin":
+        return True
+    if account.role == "district":
+        return region.code == account.region_code or (
+            region.kind == "village" and region.parent_code == account.region_code
+        )
+    if account.role == "village":
+        return region.kind == "village" and region.code == account.region_code
+    return False
+
+
+def can_broadcast_to(account: AccountLike, region: RegionLike) -> bool:
+    """Whether the account may send a broadcast to this region."""
+    return _within_scope(account, region)
+
+
+def can_manage_devices(account: AccountLike, region: RegionLike) -> bool:
+    """Whether the account may add, remove and group the speaker boxes of this region."""
+    return _within_scope(account, region)
+
+
+def can_approve_listeners(account: AccountLike, region: RegionLike) -> bool:
+    """Whether the account may approve, list and revoke the listeners of this region."""
+    return _within_scope(account, region)
+
+
+def can_see_region(account: AccountLike, region: RegionLike) -> bool:
+    """Whether the account may see this region's devices, listeners, reports and audit entries."""
+    return _within_scope(account, region)
+
+
+def can_send_emergency(account: AccountLike) -> bool:
+    """Whether the account may send ``emergency`` broadcasts (county admins only)."""
+    return account.role == "admin"
+
+
+def can_target_county(account: AccountLike) -> bool:
+    """Whether the account may target the whole county (county admins only)."""
+    return account.role == "admin"
+
+
+def can_manage_accounts(account: AccountLike) -> bool:
+    """Whether the account may create and list staff accounts (county admins only)."""
+    return account.role == "admin"
+
+
+def visible_regions(account: AccountLike, tree: RegionTree) -> frozenset[str]:
+    """The codes of every region the account may act on (what the console's picker offers)."""
+    return frozenset(n.code for n in tree.walk() if _within_scope(account, n))
+
+
+def check_targets(
+    account: AccountLike,
+    targets: Targets,
+    tree: RegionTree,
+    group_regions: Mapping[int, str] | None = None,
+) -> None:
+    """Raise :class:`NotPermitted` unless the account may broadcast to every target.
+
+    Unknown region codes raise ``UnknownRegion``; a group is checked against the region it belongs
+    to (``group_regions``: group id → region code); groups missing there are left to resolution.
+    """
+    if targets.county and not can_target_county(account):
+        raise NotPermitted("only the county office may broadcast to the whole county")
+    for code in (*targets.districts, *targets.villages):
+        if not can_broadcast_to(account, tree.node(code)):
+            raise NotPermitted(f"your account may not broadcast to {code}", region=code)
+    for gid in targets.groups:
+        region = (group_regions or {}).get(gid)
+        if region is not None and not can_broadcast_to(account, tree.node(region)):
+            raise NotPermitted(f"your account may not broadcast to group {gid}", group=gid)
