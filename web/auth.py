@@ -17,8 +17,8 @@ SESSION_COOKIE = "vc_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-_ACCOUNT = "vc_account"
-_STREAM_CLIENT = "vc_stream_client"
+_ACCOUNT = web.RequestKey("vc_account", Account | None)  # type: ignore[arg-type]
+_STREAM_CLIENT = web.RequestKey("vc_stream_client", Device | Listener)  # type: ignore[arg-type]
 
 
 class CsrfFailed(ForbiddenError):
@@ -45,7 +45,7 @@ def bearer_token(request: web.Request) -> str | None:
 async def current_account(request: web.Request) -> Account | None:
     """The staff account of this request, if any (cookie sessions are CSRF-checked)."""
     if _ACCOUNT in request:
-        return request[_ACCOUNT]  # type: ignore[no-any-return]
+        return request[_ACCOUNT]
     account: Account | None = None
     async with request.app[SESSIONMAKER]() as session:
         token = bearer_token(request)
@@ -86,7 +86,7 @@ def stream_token(request: web.Request) -> str | None:
 async def stream_client(request: web.Request) -> Device | Listener:
     """The speaker box or active listener holding this request's token (401/403 otherwise)."""
     if _STREAM_CLIENT in request:
-        return request[_STREAM_CLIENT]  # type: ignore[no-any-return]
+        return request[_STREAM_CLIENT]
     token = stream_token(request)
     if token is None:
         raise BadToken("send the device or listener token (Authorization: Bearer or ?token=)")

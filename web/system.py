@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+
+from . import events_api, openapi
 
 # Latency histogram buckets in seconds.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -56,12 +59,15 @@ class Metrics:
         for (method, route), counts in sorted(self.latency.items()):
             labels = f'method="{method}",route="{_esc(route)}"'
             for bound, n in zip(BUCKETS, counts, strict=False):
-                lines.append(f'villagecast_http_request_seconds_bucket{{{labels},le="{bound}"}} {n:g}')
-            lines.append(f'villagecast_http_request_seconds_bucket{{{labels},le="+Inf"}} {counts[-1]:g}')
-            lines.append(f"villagecast_http_request_seconds_count{{{labels}}} {counts[-1]:g}")
+                lines.append(
+                    f'villagecast_http_request_seconds_bucket{{{labels},le="{bound}"}} {n:g}'
+                )
             lines.append(
-                f"villagecast_http_request_seconds_sum{{{labels}}} {self.latency_sum[(method, route)]:.6f}"
+                f'villagecast_http_request_seconds_bucket{{{labels},le="+Inf"}} {counts[-1]:g}'
             )
+            lines.append(f"villagecast_http_request_seconds_count{{{labels}}} {counts[-1]:g}")
+            total = self.latency_sum[(method, route)]
+            lines.append(f"villagecast_http_request_seconds_sum{{{labels}}} {total:.6f}")
         for name, (help_, read) in sorted(self.gauges.items()):
             lines += [f"# HELP {name} {help_}", f"# TYPE {name} gauge"]
             for labels, value in read():
@@ -111,8 +117,19 @@ async def metrics(request: web.Request) -> web.Response:
     )
 
 
+async def openapi_json(request: web.Request) -> web.Response:
+    """The OpenAPI description of every route of this server."""
+    return web.json_response(openapi.describe(request.app), dumps=_dumps)
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
 def setup(app: web.Application) -> None:
-    """Register /healthz and /metrics."""
+    """Register /healthz, /metrics, the OpenAPI description and the events WebSocket."""
     app[METRICS] = Metrics()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/v1/openapi.json", openapi_json)
+    events_api.setup(app)
