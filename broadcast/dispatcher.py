@@ -1,0 +1,371 @@
+"""The scheduler: wakes at each start time, hands items to the village channels, records outcomes.
+
+Persistent: every start is a row (:class:`~broadcast.models.Occurrence`). One timer is armed to the
+earliest due row and re-armed whenever rows change (:meth:`Dispatcher.poke`); nothing polls.
+An occurrence is committed as ``dispatched`` *before* it is offered to its channel, so a crash in
+between loses it rather than playing it twice; on start, :func:`store.recover_interrupted` ends such
+rows (``missed``, or ``partial`` when the channel had reported it started).
+Only one dispatcher may run against one database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from devices import store as devices_store
+from devices.orm import utcnow
+from recordings.models import Rendition
+from streaming.items import ChannelPort, ItemReport, PlayItem, Priority
+
+from . import store
+from .models import Broadcast, Occurrence
+from .quiet import QuietHours, decide_quiet
+from .scheduling import Recurrence, late_outcome, next_start, validity_window
+
+__all__ = ["Clock", "Dispatcher", "DispatcherConfig", "Media", "SystemClock", "build_parts"]
+
+log = logging.getLogger(__name__)
+
+# Occurrences due this close to the wake-up are dispatched in the same batch.
+BATCH_EPSILON = timedelta(milliseconds=5)
+# Sleep at most this long, so that a jump of the wall clock is noticed within it.
+MAX_SLEEP_S = 60.0
+ITEM_ID = re.compile(r"^b(\d+)-o(\d+)-")
+
+
+class Clock(Protocol):
+    """Tells the time (aware UTC)."""
+
+    def now(self) -> datetime:
+        """The current time."""
+        ...
+
+
+class SystemClock:
+    """The real clock."""
+
+    def now(self) -> datetime:
+        """The current time, aware UTC."""
+        return utcnow()
+
+
+class Media(Protocol):
+    """Where the audio files of a broadcast are."""
+
+    def rendition_path(self, rendition: Rendition) -> Path:
+        """The file of an announcement's mp3 rendition."""
+        ...
+
+    def chime_parts(self, emergency: bool) -> tuple[Path, Path] | None:
+        """The opening and closing chime (emergency or routine), or None when there are none."""
+        ...
+
+
+def build_parts(
+    announcement: Path, repeat: int, chimes: tuple[Path, Path] | None
+) -> tuple[Path, ...]:
+    """The parts of a play item: chime, the announcement ``repeat`` times, closing chime."""
+    body = (announcement,) * repeat
+    return (chimes[0], *body, chimes[1]) if chimes else body
+
+
+@dataclass(frozen=True, slots=True)
+class DispatcherConfig:
+    """What the dispatcher needs of the settings."""
+
+    tz: ZoneInfo
+    default_quiet: QuietHours
+    validity_min: int = 10
+    emergency_validity_min: int = 60
+
+
+class Dispatcher:
+    """Plays every scheduled occurrence once, at its time, and records what the channels report."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        channels: ChannelPort,
+        media: Media,
+        config: DispatcherConfig,
+        clock: Clock | None = None,
+        publish: Callable[..., None] | None = None,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.channels = channels
+        self.media = media
+        self.config = config
+        self.clock: Clock = clock or SystemClock()
+        self.publish = publish or (lambda type_, **data: None)
+        self._wake = asyncio.Event()
+        self._reports: asyncio.Queue[tuple[ItemReport, set[int]]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self.dispatched = 0  # counters for /metrics and the benchmark
+        self.missed = 0
+        self._listening = False
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Recover after a restart, then run the timer loop and the report writer."""
+        await self.recover()
+        if not self._listening:
+            self.channels.add_report_listener(self._on_report)
+            self._listening = True
+        self._stopping = False
+        self._tasks = [
+            asyncio.create_task(self._timer_loop(), name="broadcast-timer"),
+            asyncio.create_task(self._report_loop(), name="broadcast-reports"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop waking up; write the reports already received; ignore later ones."""
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        while not self._reports.empty():
+            await self._handle_report(*self._reports.get_nowait())
+
+    def poke(self) -> None:
+        """Rows changed: re-arm the timer."""
+        self._wake.set()
+
+    async def recover(self) -> None:
+        """End occurrences interrupted by a restart (never replayed)."""
+        now = self.clock.now()
+        async with self.sessionmaker() as session:
+            occs = await store.recover_interrupted(session, now)
+            for bid in {o.broadcast_id for o in occs}:
+                await store.refresh_status(session, await store.get_broadcast(session, bid), now)
+            await session.commit()
+        if occs:
+            log.warning("%d occurrence(s) interrupted by a restart were not replayed", len(occs))
+
+    # --- the timer -------------------------------------------------------------------------------
+
+    async def next_due(self) -> datetime | None:
+        """When the next occurrence is due."""
+        async with self.sessionmaker() as session:
+            return await store.next_due(session)
+
+    async def _timer_loop(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.dispatch_due()
+                nxt = await self.next_due()
+            except Exception:
+                log.exception("dispatcher pass failed; retrying in 1 s")
+                nxt = self.clock.now() + timedelta(seconds=1)
+            delay = MAX_SLEEP_S
+            if nxt is not None:
+                delay = min(MAX_SLEEP_S, max(0.0, (nxt - self.clock.now()).total_seconds()))
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+
+    async def dispatch_due(self) -> int:
+        """Offer every due occurrence to its channel (or mark it missed); returns how many."""
+        now = self.clock.now()
+        async with self.sessionmaker() as session:
+            rows = await store.due(session, now + BATCH_EPSILON)
+            if not rows:
+                return 0
+            items: list[PlayItem] = []
+            missed: list[Occurrence] = []
+            parts_cache: dict[int, tuple[Path, ...] | None] = {}
+            for occ, b in rows:
+                priority = Priority.parse(b.priority)
+                window = validity_window(
+                    priority, self.config.validity_min, self.config.emergency_validity_min
+                )
+                if late_outcome(occ.due_at, now, window) == "missed":
+                    occ.note = f"the server was down at its time (more than {window} late)"
+                    missed.append(occ)
+                    continue
+                if b.id not in parts_cache:
+                    parts_cache[b.id] = await self._parts(session, b, priority)
+                parts = parts_cache[b.id]
+                if parts is None:
+                    occ.note = "the announcement's audio file is missing"
+                    missed.append(occ)
+                    continue
+                items.append(
+                    PlayItem(
+                        item_id=occ.item_id,
+                        village=occ.village_code,
+                        title=b.title,
+                        parts=parts,
+                        priority=priority,
+                        broadcast_id=b.id,
+                    )
+                )
+            for occ in missed:
+                occ.status = "missed"
+                occ.ended_at = now
+                occ.end_event = "missed"
+            played_ids = {item.item_id for item in items}
+            await store.mark_dispatched(
+                session, [o.id for o, _ in rows if o.item_id in played_ids], now
+            )
+            broadcasts = {b.id: b for _, b in rows}
+            for bid, seq in {(o.broadcast_id, o.seq) for o, _ in rows}:
+                await self._ensure_next(session, broadcasts[bid], seq)
+            for b in broadcasts.values():
+                await store.refresh_status(session, b, now)
+            for occ in missed:
+                devices_store.audit(
+                    session,
+                    "system",
+                    "broadcast.missed",
+                    f"broadcast:{occ.broadcast_id}",
+                    occ.village_code,
+                    note=occ.note,
+                    due_at=occ.due_at.isoformat(),
+                )
+            await session.commit()
+        self.missed += len(missed)
+        for item in items:  # after the commit: a crash from here on never replays them
+            try:
+                self.channels.offer(item)
+            except Exception:
+                log.exception("channel refused item %s", item.item_id)
+        self.dispatched += len(items)
+        return len(items)
+
+    async def _parts(
+        self, session: AsyncSession, b: Broadcast, priority: Priority
+    ) -> tuple[Path, ...] | None:
+        rendition = await store.mp3_rendition(session, b.announcement_id)
+        if rendition is None:
+            return None
+        path = self.media.rendition_path(rendition)
+        if not path.exists():
+            return None
+        chimes = self.media.chime_parts(priority >= Priority.EMERGENCY) if b.chime else None
+        return build_parts(path, b.repeat, chimes)
+
+    async def _ensure_next(self, session: AsyncSession, b: Broadcast, seq: int) -> None:
+        """Add the next recurrence of a recurring broadcast (once)."""
+        if not b.recurrence or b.cancelled_at is not None:
+            return
+        if await store.has_seq(session, b.id, seq + 1):
+            return
+        tz = self.config.tz
+        rec = Recurrence.from_json(b.recurrence, b.start_at.astimezone(tz))
+        current = await session.scalar(_nominal_of(b.id, seq))
+        nxt = next_start(b.start_at, rec, current or b.start_at, tz)
+        if nxt is None:
+            return
+        store.add_occurrences(
+            session,
+            b.id,
+            self.plan_occurrences(b, seq + 1, nxt, await store.village_info(session, b.villages)),
+        )
+        await session.flush()
+
+    def plan_occurrences(
+        self,
+        b: Broadcast,
+        seq: int,
+        nominal: datetime,
+        info: dict[str, tuple[str, str | None]],
+    ) -> Iterable[store.NewOccurrence]:
+        """The occurrences of one start in every village, quiet hours applied."""
+        priority = Priority.parse(b.priority)
+        for village in b.villages:
+            quiet_text = info.get(village, ("", None))[1]
+            quiet = QuietHours.parse(quiet_text) if quiet_text else self.config.default_quiet
+            decision = decide_quiet(nominal, quiet, self.config.tz, priority, b.defer_quiet)
+            if decision.outcome == "refused":
+                yield store.NewOccurrence(
+                    village, seq, nominal, nominal, "refused", "missed", "refused by quiet hours"
+                )
+            else:
+                yield store.NewOccurrence(village, seq, nominal, decision.at, decision.outcome)
+
+    # --- reports ---------------------------------------------------------------------------------
+
+    def _on_report(self, report: ItemReport) -> None:
+        if self._stopping or not ITEM_ID.match(report.item_id):
+            return
+        connected: set[int] = set()
+        if report.event == "started":
+            connected = set(self.channels.connected_devices(report.village))
+        self._reports.put_nowait((report, connected))
+
+    async def _report_loop(self) -> None:
+        while True:
+            report, connected = await self._reports.get()
+            try:
+                await self._handle_report(report, connected)
+            except Exception:
+                log.exception("could not record report of %s", report.item_id)
+
+    async def _handle_report(self, report: ItemReport, connected: set[int]) -> None:
+        match = ITEM_ID.match(report.item_id)
+        if match is None:
+            return
+        bid, oid = int(match[1]), int(match[2])
+        now = self.clock.now()
+        async with self.sessionmaker() as session:
+            if report.event == "started":
+                occ = await store.record_started(session, oid, report.at, connected)
+            else:
+                occ = await store.record_ended(session, report, oid)
+            if occ is None:
+                return
+            b = await store.get_broadcast(session, bid)
+            status = await store.refresh_status(session, b, now)
+            await session.commit()
+        event = "broadcast.started" if report.event == "started" else "broadcast.ended"
+        data: dict[str, Any] = {
+            "broadcast_id": bid,
+            "village": report.village,
+            "title": b.title,
+            "priority": b.priority,
+            "occurrence_id": oid,
+            "status": status,
+        }
+        if report.event != "started":
+            data["village_status"] = occ.status
+        self.publish(event, **data)
+
+    async def stop_items(self, item_ids: Iterable[str]) -> None:
+        """Stop items where they play (cancel); ones the channels do not know end ``cancelled``."""
+        unknown = [i for i in item_ids if not self.channels.cancel(i)]
+        if not unknown:
+            return
+        now = self.clock.now()
+        for item_id in unknown:
+            match = ITEM_ID.match(item_id)
+            if match is None:
+                continue
+            village = item_id[match.end() :]
+            report = ItemReport(item_id, village, int(match[1]), "cancelled", now, 0)
+            await self._handle_report(report, set())
+
+
+def _nominal_of(broadcast_id: int, seq: int) -> Select[datetime]:
+    return (
+        select(Occurrence.nominal_at)
+        .where(Occurrence.broadcast_id == broadcast_id, Occurrence.seq == seq)
+        .limit(1)
+    )

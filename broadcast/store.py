@@ -1,0 +1,431 @@
+"""SQL of broadcasts: create, find what is due, record what the channels report, list, report.
+
+Every function takes an ``AsyncSession`` and leaves committing to the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from devices import store as devices_store
+from devices.models import Device, Region
+from recordings.models import Announcement, Rendition, Replay
+from streaming.items import ItemReport
+
+from .errors import AnnouncementNotReady, UnknownAnnouncement, UnknownBroadcast
+from .models import OPEN_OCCURRENCE, Broadcast, Delivery, Occurrence
+from .report import DeviceLine, VillageReport, broadcast_status, occurrence_status
+
+__all__ = [
+    "NewOccurrence",
+    "add_occurrences",
+    "cancel",
+    "due",
+    "get_broadcast",
+    "list_broadcasts",
+    "next_due",
+    "ready_announcement",
+    "record_ended",
+    "record_started",
+    "recover_interrupted",
+    "refresh_status",
+    "village_info",
+    "village_reports",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class NewOccurrence:
+    """An occurrence to insert: one village's start of one recurrence."""
+
+    village: str
+    seq: int
+    nominal_at: datetime
+    due_at: datetime
+    quiet: str  # clear | deferred | ignored | refused
+    status: str = "scheduled"
+    note: str = ""
+
+
+async def get_broadcast(session: AsyncSession, broadcast_id: int) -> Broadcast:
+    """The broadcast with this id, or :class:`UnknownBroadcast`."""
+    row = await session.get(Broadcast, broadcast_id)
+    if row is None:
+        raise UnknownBroadcast(f"no broadcast {broadcast_id}")
+    return row
+
+
+async def ready_announcement(session: AsyncSession, announcement_id: int) -> Announcement:
+    """A ``ready`` announcement with an mp3 rendition (404 unknown, 409 not ready)."""
+    ann = await session.get(Announcement, announcement_id)
+    if ann is None:
+        raise UnknownAnnouncement(f"no announcement {announcement_id}")
+    if ann.status != "ready" or not any(r.format == "mp3" for r in ann.renditions):
+        raise AnnouncementNotReady(
+            f"announcement {announcement_id} is {ann.status}", announcement_status=ann.status
+        )
+    return ann
+
+
+async def mp3_rendition(session: AsyncSession, announcement_id: int) -> Rendition | None:
+    """The mp3 rendition of an announcement."""
+    return await session.scalar(
+        select(Rendition).where(
+            Rendition.announcement_id == announcement_id, Rendition.format == "mp3"
+        )
+    )
+
+
+async def village_info(
+    session: AsyncSession, villages: Iterable[str]
+) -> dict[str, tuple[str, str | None]]:
+    """Village code → (Korean name, its own quiet hours or None for the default)."""
+    rows = await session.execute(
+        select(Region.code, Region.name_ko, Region.quiet_hours).where(
+            Region.code.in_(list(villages))
+        )
+    )
+    return {code: (name, quiet) for code, name, quiet in rows.all()}
+
+
+def add_occurrences(session: AsyncSession, broadcast_id: int, new: Iterable[NewOccurrence]) -> None:
+    """Insert occurrences of a broadcast."""
+    for o in new:
+        session.add(
+            Occurrence(
+                broadcast_id=broadcast_id,
+                seq=o.seq,
+                village_code=o.village,
+                nominal_at=o.nominal_at,
+                due_at=o.due_at,
+                quiet=o.quiet,
+                status=o.status,
+                note=o.note,
+            )
+        )
+
+
+async def next_due(session: AsyncSession) -> datetime | None:
+    """The earliest due time of a scheduled occurrence."""
+    value: datetime | None = await session.scalar(
+        select(func.min(Occurrence.due_at)).where(Occurrence.status == "scheduled")
+    )
+    if value is not None and value.tzinfo is None:  # min() bypasses the column type on SQLite
+        value = datetime.fromisoformat(str(value)).replace(tzinfo=ZoneInfo("UTC"))
+    return value
+
+
+async def due(session: AsyncSession, until: datetime) -> list[tuple[Occurrence, Broadcast]]:
+    """Scheduled occurrences due at or before ``until``, oldest first, with their broadcasts."""
+    rows = await session.execute(
+        select(Occurrence, Broadcast)
+        .join(Broadcast, Broadcast.id == Occurrence.broadcast_id)
+        .where(Occurrence.status == "scheduled", Occurrence.due_at <= until)
+        .order_by(Occurrence.due_at, Occurrence.id)
+    )
+    return [(o, b) for o, b in rows.tuples().all()]
+
+
+async def record_started(
+    session: AsyncSession, occurrence_id: int, at: datetime, connected: set[int]
+) -> Occurrence | None:
+    """An occurrence started: note every box of the village and whether it was connected."""
+    occ = await session.get(Occurrence, occurrence_id)
+    if occ is None or occ.status not in ("dispatched", "scheduled"):
+        return None
+    occ.status = "playing"
+    occ.started_at = at
+    await _ensure_deliveries(session, occ, connected)
+    return occ
+
+
+async def _ensure_deliveries(session: AsyncSession, occ: Occurrence, connected: set[int]) -> None:
+    existing = set(
+        await session.scalars(select(Delivery.device_id).where(Delivery.occurrence_id == occ.id))
+    )
+    devices = await session.scalars(
+        select(Device).where(Device.village_code == occ.village_code, Device.revoked_at.is_(None))
+    )
+    for d in devices:
+        if d.id not in existing:
+            session.add(
+                Delivery(
+                    occurrence_id=occ.id,
+                    device_id=d.id,
+                    device_name=d.name,
+                    connected_at_start=d.id in connected,
+                    last_seen=d.last_seen,
+                )
+            )
+    await session.flush()
+
+
+async def record_ended(
+    session: AsyncSession, report: ItemReport, occurrence_id: int
+) -> Occurrence | None:
+    """An occurrence ended: bytes and outcome per box, live listeners, and its status."""
+    occ = await session.get(Occurrence, occurrence_id)
+    if occ is None or occ.status not in OPEN_OCCURRENCE:
+        return None
+    if occ.started_at is None and report.event != "cancelled":
+        occ.started_at = report.at
+    if occ.started_at is not None:
+        await _ensure_deliveries(session, occ, set())
+    occ.ended_at = report.at
+    occ.end_event = report.event
+    occ.total_bytes = report.total_bytes
+    occ.listener_ids = sorted(set(occ.listener_ids or ()) | set(report.listener_ids))
+    reached = report.reached()
+    rows = list(await session.scalars(select(Delivery).where(Delivery.occurrence_id == occ.id)))
+    known = {r.device_id for r in rows}
+    for device_id in set(report.device_bytes) - known:  # connected although added after the start
+        device = await session.get(Device, device_id)
+        row = Delivery(
+            occurrence_id=occ.id,
+            device_id=device_id,
+            device_name=device.name if device else f"#{device_id}",
+            connected_at_start=False,
+        )
+        session.add(row)
+        rows.append(row)
+    for row in rows:
+        row.bytes = report.device_bytes.get(row.device_id, 0)
+        row.reached = row.device_id in reached
+        if not row.reached:
+            device = await session.get(Device, row.device_id)
+            if device is not None and device.last_seen is not None:
+                row.last_seen = device.last_seen
+    occ.status = occurrence_status(report.event, (r.device_id for r in rows), reached)
+    await session.flush()
+    return occ
+
+
+async def refresh_status(session: AsyncSession, broadcast: Broadcast, now: datetime) -> str:
+    """Recompute a broadcast's status and next due time from its occurrences."""
+    rows = (
+        await session.execute(
+            select(Occurrence.status, Occurrence.due_at).where(
+                Occurrence.broadcast_id == broadcast.id
+            )
+        )
+    ).all()
+    status = broadcast_status(broadcast.cancelled_at is not None, [s for s, _ in rows])
+    pending = [d for s, d in rows if s == "scheduled"]
+    broadcast.next_due_at = min(pending) if pending else None
+    if status in ("done", "partial", "missed", "cancelled") and broadcast.ended_at is None:
+        broadcast.ended_at = now
+    broadcast.status = status
+    return status
+
+
+async def cancel(
+    session: AsyncSession, broadcast: Broadcast, account_id: int | None, now: datetime
+) -> list[str]:
+    """Cancel a broadcast; returns the channel item ids to stop (dispatched or playing)."""
+    broadcast.cancelled_at = now
+    broadcast.cancelled_by = account_id
+    occs = await session.scalars(
+        select(Occurrence).where(
+            Occurrence.broadcast_id == broadcast.id, Occurrence.status.in_(OPEN_OCCURRENCE)
+        )
+    )
+    to_stop = []
+    for occ in occs:
+        if occ.status == "scheduled":
+            occ.status = "cancelled"
+            occ.ended_at = now
+            occ.end_event = "cancelled"
+        else:
+            to_stop.append(occ.item_id)
+    await refresh_status(session, broadcast, now)
+    return to_stop
+
+
+async def recover_interrupted(session: AsyncSession, now: datetime) -> list[Occurrence]:
+    """After a restart: occurrences handed to a channel before it never play again.
+
+    ``dispatched`` ones may or may not have reached the air: they end ``missed``; ``playing`` ones
+    were cut: they end ``partial``. Never replayed, so nothing plays twice.
+    """
+    occs = list(
+        await session.scalars(
+            select(Occurrence).where(Occurrence.status.in_(("dispatched", "playing")))
+        )
+    )
+    for occ in occs:
+        occ.status = "partial" if occ.status == "playing" else "missed"
+        occ.ended_at = now
+        occ.end_event = "interrupted"
+        occ.note = "interrupted by a server restart; not played again"
+    await session.flush()
+    return occs
+
+
+async def list_broadcasts(
+    session: AsyncSession,
+    *,
+    status: str | None = None,
+    village: str | None = None,
+    visible: Iterable[str] | None = None,
+    start_from: datetime | None = None,
+    start_to: datetime | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[Broadcast], int]:
+    """Broadcasts, soonest first for ``scheduled``, newest first otherwise; and the total count."""
+    query = select(Broadcast)
+    if status:
+        query = query.where(Broadcast.status == status)
+    if village:
+        query = query.where(
+            Broadcast.id.in_(
+                select(Occurrence.broadcast_id).where(Occurrence.village_code == village)
+            )
+        )
+    if visible is not None:
+        query = query.where(
+            Broadcast.id.in_(
+                select(Occurrence.broadcast_id).where(Occurrence.village_code.in_(list(visible)))
+            )
+        )
+    if start_from is not None:
+        query = query.where(Broadcast.start_at >= start_from)
+    if start_to is not None:
+        query = query.where(Broadcast.start_at < start_to)
+    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    if status == "scheduled":
+        query = query.order_by(Broadcast.next_due_at.asc(), Broadcast.id.asc())
+    else:
+        query = query.order_by(Broadcast.start_at.desc(), Broadcast.id.desc())
+    rows = await session.scalars(query.limit(limit).offset(offset))
+    return list(rows.all()), int(total)
+
+
+async def occurrences_of(session: AsyncSession, broadcast_id: int) -> list[Occurrence]:
+    """Every occurrence of a broadcast, by recurrence then village."""
+    rows = await session.scalars(
+        select(Occurrence)
+        .where(Occurrence.broadcast_id == broadcast_id)
+        .order_by(Occurrence.seq, Occurrence.village_code)
+    )
+    return list(rows.all())
+
+
+async def replays_by_listener(session: AsyncSession, announcement_id: int) -> dict[int, datetime]:
+    """Listener id → their latest replay of an announcement."""
+    rows = await session.execute(
+        select(Replay.listener_id, func.max(Replay.at))
+        .where(Replay.announcement_id == announcement_id)
+        .group_by(Replay.listener_id)
+    )
+    out = {}
+    for lid, at in rows.all():
+        if isinstance(at, str):
+            at = datetime.fromisoformat(at)
+        if at is not None and at.tzinfo is None:
+            at = at.replace(tzinfo=ZoneInfo("UTC"))
+        out[lid] = at
+    return out
+
+
+def report_seq(occurrences: Sequence[Occurrence]) -> int:
+    """The recurrence a report shows: the latest that has left ``scheduled`` (else the first)."""
+    started = [o.seq for o in occurrences if o.status != "scheduled"]
+    if started:
+        return max(started)
+    return min((o.seq for o in occurrences), default=0)
+
+
+async def village_reports(
+    session: AsyncSession, broadcast: Broadcast, occurrences: Sequence[Occurrence]
+) -> list[VillageReport]:
+    """The per-village report of the recurrence :func:`report_seq` picks."""
+    seq = report_seq(occurrences)
+    chosen = [o for o in occurrences if o.seq == seq]
+    info = await village_info(session, [o.village_code for o in chosen])
+    replays = await replays_by_listener(session, broadcast.announcement_id)
+    out = []
+    for occ in chosen:
+        lines = await _device_lines(session, occ)
+        listeners = await devices_store.listeners_of(session, occ.village_code)
+        out.append(
+            VillageReport.build(
+                village=occ.village_code,
+                name_ko=info.get(occ.village_code, ("", None))[0],
+                status=occ.status,
+                due_at=occ.due_at,
+                started_at=occ.started_at,
+                ended_at=occ.ended_at,
+                quiet=occ.quiet,
+                devices=lines,
+                registered=[(x.id, x.nickname) for x in listeners],
+                live=occ.listener_ids or (),
+                replays=replays,
+                note=occ.note,
+            )
+        )
+    return out
+
+
+async def _device_lines(session: AsyncSession, occ: Occurrence) -> list[DeviceLine]:
+    rows = list(await session.scalars(select(Delivery).where(Delivery.occurrence_id == occ.id)))
+    if rows:
+        return [
+            DeviceLine(
+                r.device_id,
+                r.device_name,
+                r.reached,
+                r.connected_at_start,
+                r.bytes,
+                r.last_seen,
+            )
+            for r in rows
+        ]
+    devices = await session.scalars(
+        select(Device).where(Device.village_code == occ.village_code, Device.revoked_at.is_(None))
+    )
+    return [DeviceLine(d.id, d.name, False, False, 0, d.last_seen) for d in devices]
+
+
+async def mark_dispatched(
+    session: AsyncSession, occurrence_ids: Sequence[int], at: datetime
+) -> None:
+    """Mark occurrences handed to the channels (committed before offering: never plays twice)."""
+    if occurrence_ids:
+        await session.execute(
+            update(Occurrence)
+            .where(Occurrence.id.in_(list(occurrence_ids)), Occurrence.status == "scheduled")
+            .values(status="dispatched", dispatched_at=at)
+        )
+
+
+async def mark_missed(
+    session: AsyncSession, occurrence_ids: Sequence[int], at: datetime, note: str
+) -> None:
+    """Mark occurrences that will never play."""
+    if occurrence_ids:
+        await session.execute(
+            update(Occurrence)
+            .where(Occurrence.id.in_(list(occurrence_ids)), Occurrence.status == "scheduled")
+            .values(status="missed", ended_at=at, end_event="missed", note=note)
+        )
+
+
+async def has_seq(session: AsyncSession, broadcast_id: int, seq: int) -> bool:
+    """Whether occurrences of this recurrence exist."""
+    n = await session.scalar(
+        select(func.count()).where(Occurrence.broadcast_id == broadcast_id, Occurrence.seq == seq)
+    )
+    return bool(n)
+
+
+def as_json_time(value: datetime | None, tz: ZoneInfo) -> Any:
+    """An aware time in ``tz`` as ISO 8601, or None."""
+    return value.astimezone(tz).isoformat() if value else None
