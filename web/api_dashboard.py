@@ -1,7 +1,165 @@
-"""(stub — filled in by the feature's issue)."""
+"""JSON the console needs that no other module provides: the dashboard summary and QR codes.
 
+``GET /api/v1/dashboard``: per district and village of the account's region, speakers online/total,
+registered residents, and — where the streaming hub is running — live listeners and what plays now.
+``POST /api/v1/qr`` ``{text}``: an SVG QR code (for installers scanning a speaker's stream URL).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Any
+
+import segno
 from aiohttp import web
+from sqlalchemy import func, select
+
+from devices.errors import InvalidField
+from devices.models import Account, Device, Listener, Region
+
+from .auth import require_account
+from .keys import SESSIONMAKER
+from .validation import json_body
+
+log = logging.getLogger(__name__)
+
+QR_MAX_CHARS = 1000
+
+
+def _visible(account: Account, region: Region, parent_of: dict[str, str | None]) -> bool:
+    """Whether the account's region is this region or one of its ancestors."""
+    if account.role == "admin":
+        return True
+    code: str | None = region.code
+    while code is not None:
+        if code == account.region_code:
+            return True
+        code = parent_of.get(code)
+    return False
+
+
+def _hub(app: web.Application) -> Any:
+    """The streaming hub, if the streaming module provides one (it is optional here)."""
+    try:
+        from . import streams
+    except ImportError:  # pragma: no cover - the module is part of the app
+        return None
+    key = getattr(streams, "HUB", None)
+    if key is None:
+        return None
+    if isinstance(key, web.AppKey):
+        return app.get(key)
+    return key
+
+
+def _channel_stats(hub: Any, village: str) -> tuple[int | None, str | None]:
+    """(live listeners, now playing title) of a village channel; speaker boxes are not listeners."""
+    if hub is None:
+        return None, None
+    try:
+        listeners = int(hub.listener_count(village)) - len(hub.connected_devices(village))
+        item = hub.now_playing(village)
+        playing = getattr(item, "title", None) if item is not None else None
+    except Exception:  # the dashboard must never fail because of a hub detail
+        log.debug("hub stats unavailable for %s", village, exc_info=True)
+        return None, None
+    return max(listeners, 0), (str(playing) if playing else None)
+
+
+async def dashboard(request: web.Request) -> web.Response:
+    """The region tree of the account with per-village speaker, resident and channel numbers."""
+    account = await require_account(request)
+    hub = _hub(request.app)
+    async with request.app[SESSIONMAKER]() as session:
+        regions = (await session.scalars(select(Region).order_by(Region.position))).all()
+        speakers = {
+            (village, bool(online)): n
+            for village, online, n in (
+                await session.execute(
+                    select(Device.village_code, Device.online, func.count())
+                    .where(Device.revoked_at.is_(None))
+                    .group_by(Device.village_code, Device.online)
+                )
+            ).all()
+        }
+        residents = dict(
+            (
+                await session.execute(
+                    select(Listener.village_code, func.count())
+                    .where(Listener.status == "active")
+                    .group_by(Listener.village_code)
+                )
+            ).all()
+        )
+    parent_of = {r.code: r.parent_code for r in regions}
+    by_code: dict[str, dict[str, Any]] = {}
+    for region in regions:
+        if region.kind != "district":
+            continue
+        node = {"code": region.code, "name_ko": region.name_ko, "name_en": region.name_en}
+        node.update(villages=[], speakers_online=0, speakers_total=0, residents=0, live_listeners=0)
+        by_code[region.code] = node
+    for region in regions:
+        if region.kind != "village" or region.parent_code not in by_code:
+            continue
+        if not _visible(account, region, parent_of):
+            continue
+        online = speakers.get((region.code, True), 0)
+        total = online + speakers.get((region.code, False), 0)
+        live, playing = _channel_stats(hub, region.code)
+        village = {
+            "code": region.code,
+            "name_ko": region.name_ko,
+            "name_en": region.name_en,
+            "speakers_online": online,
+            "speakers_total": total,
+            "residents": residents.get(region.code, 0),
+            "live_listeners": live,
+            "now_playing": playing,
+        }
+        district = by_code[region.parent_code]  # type: ignore[index]
+        district["villages"].append(village)
+        district["speakers_online"] += online
+        district["speakers_total"] += total
+        district["residents"] += village["residents"]
+        district["live_listeners"] += live or 0
+    districts = [node for node in by_code.values() if node["villages"]]
+    totals = {
+        key: sum(d[key] for d in districts)
+        for key in ("speakers_online", "speakers_total", "residents", "live_listeners")
+    }
+    return web.json_response(
+        {
+            "role": account.role,
+            "region": account.region_code,
+            "streaming": hub is not None,
+            "totals": totals,
+            "districts": districts,
+        }
+    )
+
+
+async def qr_code(request: web.Request) -> web.Response:
+    """An SVG QR code of ``text`` (staff only; e.g. a speaker box's stream URL with its token)."""
+    await require_account(request)
+    body = await json_body(request, allowed=("text", "scale"), required=("text",))
+    text = body["text"]
+    if not isinstance(text, str) or len(text) > QR_MAX_CHARS:
+        raise InvalidField(f"text must be a string of at most {QR_MAX_CHARS} characters")
+    scale = body.get("scale", 4)
+    if not isinstance(scale, int) or not 1 <= scale <= 16:
+        raise InvalidField("scale must be an integer from 1 to 16")
+    buffer = io.BytesIO()
+    segno.make(text, error="m").save(buffer, kind="svg", scale=scale, border=4, title="QR")
+    return web.Response(
+        body=buffer.getvalue(),
+        content_type="image/svg+xml",
+        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+    )
 
 
 def setup(app: web.Application) -> None:
-    """Register this module's routes and services."""
+    """Register the dashboard and QR endpoints."""
+    app.router.add_get("/api/v1/dashboard", dashboard)
+    app.router.add_post("/api/v1/qr", qr_code)

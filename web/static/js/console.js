@@ -1,0 +1,243 @@
+// The staff console: shell, hash router, live events, and the dashboard view.
+import { api, describe, events, itemsOf } from "./api.js";
+import { h, mount, $, $$ } from "./dom.js";
+import { applyI18n, fmtTime, lang, regionName, setLang, t } from "./i18n.js";
+import { loadRegions, loadSession, state } from "./state.js";
+import { renderCompose, renderLive } from "./compose.js";
+import {
+  renderArchive, renderAudit, renderDevices, renderReport, renderReports, renderResidents, renderSchedule,
+} from "./views.js";
+
+const main = $("#main");
+let current = { name: "", onEvent: null };
+
+// ---- messages ---------------------------------------------------------------------------------
+let toastTimer;
+/** Show a message at the top (errors stay until the next action). */
+export function toast(message, kind = "info") {
+  const el = $("#toast");
+  el.textContent = message;
+  el.className = `alert banner ${kind}`;
+  el.hidden = false;
+  clearTimeout(toastTimer);
+  if (kind !== "error") toastTimer = setTimeout(() => (el.hidden = true), 6000);
+}
+export function clearToast() {
+  $("#toast").hidden = true;
+}
+/** An inline error box for a view: title — detail. */
+export function errorBox(err) {
+  return h("div", { class: "alert error", role: "alert" }, describe(err));
+}
+
+// ---- on-air indicator -------------------------------------------------------------------------
+const onAir = { live: false, playing: new Set() };
+export function setLiveOnAir(live) {
+  onAir.live = live;
+  paintOnAir();
+}
+function paintOnAir() {
+  const el = $("#on-air");
+  el.hidden = !onAir.live && onAir.playing.size === 0;
+  $("#on-air-text").textContent = onAir.live ? t("onair.live") : t("onair.playing", { n: onAir.playing.size });
+  el.classList.toggle("live", onAir.live);
+}
+
+// ---- router -----------------------------------------------------------------------------------
+const VIEWS = {
+  dashboard: renderDashboard,
+  compose: renderCompose,
+  schedule: renderSchedule,
+  reports: renderReports,
+  report: renderReport,
+  devices: renderDevices,
+  residents: renderResidents,
+  archive: renderArchive,
+  audit: renderAudit,
+  live: renderLive,
+};
+
+async function route() {
+  const [name, ...rest] = (location.hash.slice(1) || "dashboard").split("/");
+  const view = VIEWS[name] || renderDashboard;
+  const navName = name === "report" ? "reports" : name;
+  for (const a of $$("nav.tabs a")) {
+    if (a.dataset.view === navName) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  clearToast();
+  current = { name, onEvent: null };
+  mount(main, h("p", { class: "muted" }, t("loading")));
+  try {
+    const handle = await view(main, rest.join("/"));
+    if (handle && typeof handle.onEvent === "function") current.onEvent = handle.onEvent;
+  } catch (err) {
+    if (err?.status === 401) return (location.href = "/login");
+    mount(main, errorBox(err));
+  }
+  applyI18n(main);
+}
+
+// ---- dashboard --------------------------------------------------------------------------------
+function villagesOf(item) {
+  const targets = item.targets || {};
+  const codes = new Set([...(item.villages || []), ...(targets.villages || [])]);
+  for (const d of targets.districts || []) for (const v of state.districts.get(d)?.villages || []) codes.add(v.code);
+  if (targets.county) for (const v of state.villages.keys()) codes.add(v);
+  return codes;
+}
+
+async function optional(path) {
+  try {
+    return itemsOf(await api("GET", path), "broadcasts");
+  } catch {
+    return [];
+  }
+}
+
+async function renderDashboard(root) {
+  const [dash, scheduled, playing] = await Promise.all([
+    api("GET", "/api/v1/dashboard"),
+    optional("/api/v1/broadcasts?status=scheduled"),
+    optional("/api/v1/broadcasts?status=playing"),
+  ]);
+  const next = new Map();
+  for (const b of scheduled) {
+    for (const code of villagesOf(b)) {
+      const known = next.get(code);
+      if (!known || new Date(b.start_at) < new Date(known.start_at)) next.set(code, b);
+    }
+  }
+  const nowPlaying = new Map();
+  onAir.playing = new Set(playing.map((b) => b.id));
+  paintOnAir();
+  for (const b of playing) for (const code of villagesOf(b)) nowPlaying.set(code, b);
+  const titleOf = (b) => b?.title || b?.announcement?.title || (b ? `#${b.id}` : "");
+
+  const totals = dash.totals || {};
+  const card = (label, value, id) => h("div", { class: "stat", id }, h("div", { class: "num" }, value), h("div", {}, label));
+  const single = dash.districts.length === 1;
+  const body = h(
+    "div",
+    { class: "view" },
+    h("h1", {}, t("dash.title")),
+    h(
+      "div",
+      { class: "stats" },
+      card(t("dash.speakers"), `${totals.speakers_online ?? 0} / ${totals.speakers_total ?? 0}`, "stat-speakers"),
+      card(t("dash.live"), dash.streaming ? String(totals.live_listeners ?? 0) : "—", "stat-live"),
+      card(t("dash.residents"), String(totals.residents ?? 0), "stat-residents"),
+      card(t("dash.scheduled"), String(scheduled.length), "stat-scheduled"),
+    ),
+    dash.districts.map((d) => {
+      const anyPlaying = d.villages.some((v) => v.now_playing || nowPlaying.has(v.code));
+      return h(
+        "details",
+        { class: "district card", open: single || anyPlaying, dataset: { code: d.code } },
+        h(
+          "summary",
+          {},
+          h("strong", {}, regionName(d)),
+          h("span", { class: d.speakers_online < d.speakers_total ? "badge warn" : "badge ok" },
+            t("dash.speakers.short", { on: d.speakers_online, total: d.speakers_total })),
+          dash.streaming ? h("span", { class: "badge" }, t("dash.live.short", { n: d.live_listeners })) : null,
+          anyPlaying ? h("span", { class: "badge onair" }, t("dash.playing")) : null,
+        ),
+        h(
+          "div",
+          { class: "table-wrap" },
+          h(
+            "table",
+            {},
+            h("thead", {}, h("tr", {},
+              h("th", { scope: "col" }, t("col.village")),
+              h("th", { scope: "col" }, t("col.speakers")),
+              h("th", { scope: "col" }, t("col.nowplaying")),
+              h("th", { scope: "col" }, t("col.listeners")),
+              h("th", { scope: "col" }, t("col.next")))),
+            h(
+              "tbody",
+              {},
+              d.villages.map((v) => {
+                const playingNow = v.now_playing || titleOf(nowPlaying.get(v.code));
+                const nextB = next.get(v.code);
+                return h(
+                  "tr",
+                  { dataset: { village: v.code } },
+                  h("th", { scope: "row" }, regionName(v)),
+                  h("td", { class: v.speakers_total && v.speakers_online < v.speakers_total ? "warn-text" : "" },
+                    `${v.speakers_online} / ${v.speakers_total}`),
+                  h("td", {}, playingNow ? h("span", { class: "badge onair" }, `▶ ${playingNow}`) : "—"),
+                  h("td", {}, v.live_listeners ?? "—", " ", h("span", { class: "muted" }, t("dash.residents.n", { n: v.residents }))),
+                  h("td", {}, nextB ? `${fmtTime(nextB.start_at)} · ${titleOf(nextB)}` : "—"),
+                );
+              }),
+            ),
+          ),
+        ),
+      );
+    }),
+  );
+  mount(root, body);
+  let timer;
+  return {
+    onEvent(ev) {
+      if (!/^(device|broadcast|listener|live)\./.test(ev.type || "")) return;
+      clearTimeout(timer);
+      timer = setTimeout(() => current.name === "dashboard" && route(), 500);
+    },
+  };
+}
+
+// ---- start ------------------------------------------------------------------------------------
+function paintChrome() {
+  applyI18n();
+  $("#lang-switch").textContent = lang() === "ko" ? "English" : "한국어";
+  const roleText = t(`role.${state.role}`);
+  const region = state.villages.get(state.region) || state.districts.get(state.region) || state.tree.county;
+  $("#who").textContent = `${state.username} · ${roleText}${region ? ` · ${regionName(region)}` : ""}`;
+  for (const el of $$("[data-admin]")) el.hidden = state.role !== "admin";
+  paintOnAir();
+}
+
+async function start() {
+  try {
+    await loadSession();
+  } catch (err) {
+    if (err.status === 401) return (location.href = "/login");
+    mount(main, errorBox(err));
+    return;
+  }
+  try {
+    await loadRegions();
+  } catch (err) {
+    toast(describe(err), "error");
+  }
+  paintChrome();
+  $("#lang-switch").addEventListener("click", () => {
+    setLang(lang() === "ko" ? "en" : "ko");
+    paintChrome();
+    route();
+  });
+  $("#logout").addEventListener("click", async () => {
+    try {
+      await api("DELETE", "/api/v1/session");
+    } catch {
+      /* logged out anyway */
+    }
+    location.href = "/login";
+  });
+  window.addEventListener("hashchange", route);
+  events(
+    (ev) => {
+      if (ev.type === "broadcast.started") onAir.playing.add(ev.id ?? ev.broadcast_id);
+      if (ev.type === "broadcast.ended") onAir.playing.delete(ev.id ?? ev.broadcast_id);
+      paintOnAir();
+      current.onEvent?.(ev);
+    },
+    (up) => ($("#conn").hidden = up),
+  );
+  await route();
+}
+
+start();

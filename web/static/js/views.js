@@ -1,0 +1,303 @@
+// Schedule (list + week), reports, devices, residents, archive and audit views.
+import { api, itemsOf } from "./api.js";
+import { h, mount } from "./dom.js";
+import { fmtDuration, fmtTime, lang, regionName, t } from "./i18n.js";
+import { allowedVillages, state } from "./state.js";
+import { errorBox, toast } from "./console.js";
+import { mediaUrl } from "./compose.js";
+
+const vname = (code) => regionName(state.villages.get(code)) || code || "";
+const titleOf = (b) => b.title || b.announcement?.title || t("broadcast.n", { id: b.id });
+function targetsText(b) {
+  const tg = b.targets || {};
+  const parts = [];
+  if (tg.county) parts.push(regionName(state.tree.county) || t("picker.county", { name: "" }));
+  for (const d of tg.districts || []) parts.push(regionName(state.districts.get(d)) || d);
+  for (const v of tg.villages || b.villages || []) parts.push(vname(v));
+  return parts.join(", ") || "—";
+}
+const statusBadge = (s) => h("span", { class: `badge st-${s}` }, t(`status.${s}`));
+function table(headers, rows, attrs = {}) {
+  return h("div", { class: "table-wrap" }, h("table", attrs,
+    h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col" }, x)))),
+    h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: headers.length, class: "muted" }, t("empty"))))));
+}
+
+// ---- schedule: list + week ---------------------------------------------------------------------
+export async function renderSchedule(root) {
+  const items = itemsOf(await api("GET", "/api/v1/broadcasts?status=scheduled"), "broadcasts");
+  items.sort((a, b) => new Date(a.start_at) - new Date(b.start_at));
+  const cancel = async (b, button) => {
+    if (!confirm(t("schedule.cancel.confirm", { title: titleOf(b) }))) return;
+    button.disabled = true;
+    try {
+      await api("POST", `/api/v1/broadcasts/${b.id}/cancel`);
+      toast(t("schedule.cancelled"), "ok");
+      renderSchedule(root);
+    } catch (err) {
+      toast(errorBox(err).textContent, "error");
+      button.disabled = false;
+    }
+  };
+  const rows = items.map((b) => {
+    const btn = h("button", { type: "button", class: "small danger-outline", "aria-label": `${t("schedule.cancel")}: ${titleOf(b)}` }, t("schedule.cancel"));
+    btn.addEventListener("click", () => cancel(b, btn));
+    return h("tr", { dataset: { id: b.id } },
+      h("td", {}, fmtTime(b.start_at)), h("th", { scope: "row" }, titleOf(b)), h("td", {}, targetsText(b)),
+      h("td", {}, t(`priority.${b.priority || "normal"}`)), h("td", {}, b.recurrence ? t("schedule.recurring") : ""), h("td", {}, btn));
+  });
+  mount(root, h("div", { class: "view" },
+    h("h1", {}, t("nav.schedule")),
+    h("p", {}, h("a", { href: "#compose", class: "button primary" }, t("schedule.new"))),
+    h("h2", {}, t("schedule.week")), week(items),
+    h("h2", {}, t("schedule.list")),
+    table([t("col.when"), t("col.title"), t("col.targets"), t("send.priority"), "", ""], rows, { id: "schedule-table" })));
+  return { onEvent: (ev) => /^broadcast\./.test(ev.type) && renderSchedule(root) };
+}
+
+function seoulDay(date) {
+  return new Intl.DateTimeFormat("en-CA", { timeZone: "Asia/Seoul", year: "numeric", month: "2-digit", day: "2-digit" }).format(date);
+}
+
+function week(items) {
+  const days = [...Array(7)].map((_, i) => new Date(Date.now() + i * 86400000));
+  const fmt = new Intl.DateTimeFormat(lang() === "en" ? "en-GB" : "ko-KR", { timeZone: "Asia/Seoul", weekday: "short", month: "numeric", day: "numeric" });
+  return h("div", { class: "week", role: "list" }, days.map((d) => {
+    const key = seoulDay(d);
+    const today = items.filter((b) => seoulDay(new Date(b.start_at)) === key);
+    return h("div", { class: "day", role: "listitem" },
+      h("div", { class: "day-head" }, fmt.format(d)),
+      today.map((b) => h("a", { class: `slot p-${b.priority || "normal"}`, href: `#report/${b.id}` },
+        h("strong", {}, fmtTime(b.start_at, { date: false })), " ", titleOf(b))));
+  }));
+}
+
+// ---- reports -------------------------------------------------------------------------------------
+export async function renderReports(root) {
+  const body = await api("GET", "/api/v1/broadcasts");
+  const items = itemsOf(body, "broadcasts").filter((b) => b.status !== "scheduled");
+  mount(root, h("div", { class: "view" }, h("h1", {}, t("nav.reports")),
+    table([t("col.when"), t("col.title"), t("col.targets"), t("col.status"), ""],
+      items.map((b) => h("tr", {},
+        h("td", {}, fmtTime(b.started_at || b.start_at || b.created_at)), h("th", { scope: "row" }, titleOf(b)),
+        h("td", {}, targetsText(b)), h("td", {}, statusBadge(b.status)),
+        h("td", {}, h("a", { href: `#report/${b.id}` }, t("reports.open"))))), { id: "reports-table" })));
+  return { onEvent: (ev) => /^broadcast\./.test(ev.type) && renderReports(root) };
+}
+
+export async function renderReport(root, id) {
+  const b = await api("GET", `/api/v1/broadcasts/${id}`);
+  const r = b.report || {};
+  const num = (x) => (Array.isArray(x) ? x.length : x ?? 0);
+  const speakers = itemsOf(r.speakers || r.devices || []);
+  const perVillage = Array.isArray(r.villages) ? r.villages : Object.entries(r.villages || {}).map(([code, v]) => ({ village: code, ...v }));
+  const residents = itemsOf(r.residents || r.listeners || []);
+  const cancelBtn = ["scheduled", "playing"].includes(b.status)
+    ? h("button", { type: "button", class: "danger-outline", id: "report-cancel", onclick: async (ev) => {
+        ev.target.disabled = true;
+        try {
+          await api("POST", `/api/v1/broadcasts/${b.id}/cancel`);
+          renderReport(root, id);
+        } catch (err) {
+          toast(errorBox(err).textContent, "error");
+          ev.target.disabled = false;
+        }
+      } }, t("schedule.cancel"))
+    : null;
+  const cards = [
+    [t("report.targeted"), num(r.speakers_targeted ?? r.targeted), "rep-targeted"],
+    [t("report.reached"), num(r.speakers_reached ?? r.reached), "rep-reached"],
+    [t("report.missed"), num(r.speakers_missed ?? r.missed), "rep-missed"],
+    [t("report.live"), num(r.live_listeners), "rep-live"],
+    [t("report.replays"), num(r.replays), "rep-replays"],
+  ];
+  mount(root, h("div", { class: "view" },
+    h("h1", {}, titleOf(b), " ", statusBadge(b.status)),
+    h("p", {}, fmtTime(b.started_at || b.start_at), " · ", targetsText(b), " · ", t(`priority.${b.priority || "normal"}`),
+      " · ", h("a", { href: `/api/v1/broadcasts/${b.id}/report.csv`, download: `broadcast-${b.id}.csv`, id: "report-csv" }, t("report.csv")), " ", cancelBtn),
+    h("div", { class: "stats" }, cards.map(([label, value, cid]) => h("div", { class: "stat", id: cid }, h("div", { class: "num" }, String(value)), h("div", {}, label)))),
+    perVillage.length ? [h("h2", {}, t("report.villages")),
+      table([t("col.village"), t("report.reached"), t("report.missed"), t("report.live"), t("report.replays")],
+        perVillage.map((v) => h("tr", {}, h("th", { scope: "row" }, vname(v.village || v.code)),
+          h("td", {}, num(v.reached ?? v.speakers_reached)), h("td", {}, num(v.missed ?? v.speakers_missed)),
+          h("td", {}, num(v.live_listeners)), h("td", {}, num(v.replays)))))] : null,
+    speakers.length ? [h("h2", {}, t("report.speakers")),
+      table([t("col.speaker"), t("col.village"), t("col.result"), t("col.lastseen")],
+        speakers.map((s) => h("tr", { dataset: { device: s.id ?? s.device_id } },
+          h("th", { scope: "row" }, s.name || `#${s.id ?? s.device_id}`), h("td", {}, vname(s.village || s.village_code)),
+          h("td", {}, (s.reached ?? s.status === "reached") ? h("span", { class: "badge ok" }, t("report.reached1")) : h("span", { class: "badge warn" }, t("report.missed1"))),
+          h("td", {}, s.online === false ? t("report.offline.since", { time: fmtTime(s.last_seen) }) : fmtTime(s.last_seen)))), { id: "speakers-table" })] : null,
+    residents.length ? [h("h2", {}, t("report.residents")),
+      table([t("col.nickname"), t("col.village"), t("col.result")],
+        residents.map((p) => h("tr", {}, h("th", { scope: "row" }, p.nickname || `#${p.id}`), h("td", {}, vname(p.village || p.village_code)),
+          h("td", {}, p.heard === false || p.status === "not_heard" ? h("span", { class: "badge warn" }, t("report.notheard")) : t(`report.how.${p.how || p.status || "heard"}`)))))] : null,
+    r.listeners_over_time ? [h("h2", {}, t("report.chart")), chart(r.listeners_over_time)] : null,
+  ));
+  return { onEvent: (ev) => /^broadcast\./.test(ev.type) && String(ev.id ?? ev.broadcast_id) === String(id) && renderReport(root, id) };
+}
+
+function chart(points) {
+  const values = points.map((p) => (Array.isArray(p) ? p[1] : p.count ?? p.listeners ?? 0));
+  const max = Math.max(1, ...values);
+  const w = 600, hgt = 120, step = w / Math.max(1, values.length);
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("viewBox", `0 0 ${w} ${hgt}`);
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", `${t("report.chart")}: max ${max}`);
+  svg.classList.add("chart");
+  values.forEach((v, i) => {
+    const rect = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+    const bar = (v / max) * (hgt - 10);
+    Object.entries({ x: i * step + 1, y: hgt - bar, width: Math.max(1, step - 2), height: bar, fill: "#0b4f9c" })
+      .forEach(([k, val]) => rect.setAttribute(k, val));
+    svg.append(rect);
+  });
+  return svg;
+}
+
+// ---- devices -------------------------------------------------------------------------------------
+export async function renderDevices(root) {
+  const devices = itemsOf(await api("GET", "/api/v1/devices"), "devices");
+  const villages = allowedVillages();
+  const village = h("select", { id: "dev-village", required: true },
+    villages.map((v) => h("option", { value: v.code }, `${regionName(v.district)} ${regionName(v)}`)));
+  const name = h("input", { id: "dev-name", required: true, maxlength: 100, placeholder: t("devices.name.ph") });
+  const issued = h("div", { id: "dev-issued", "aria-live": "polite" });
+  const add = h("button", { type: "submit", class: "primary" }, t("devices.add"));
+  const form = h("form", { class: "card", id: "dev-form" }, h("h2", {}, t("devices.add.h")),
+    h("label", { for: "dev-village" }, t("col.village")), village,
+    h("label", { for: "dev-name" }, t("devices.name")), name, add, issued);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    if (!name.value.trim()) return mount(issued, errorBox({ message: t("devices.name.missing") }));
+    add.disabled = true;
+    try {
+      const d = await api("POST", "/api/v1/devices", { kind: "speaker", village: village.value, name: name.value.trim() });
+      const url = `${location.origin}/live/${d.village || village.value}.mp3?token=${encodeURIComponent(d.token)}`;
+      const qr = h("div", { class: "qr", id: "dev-qr" });
+      mount(issued, h("div", { class: "alert ok" },
+        h("strong", {}, t("devices.token.once")),
+        h("p", {}, t("devices.token"), " ", h("code", { id: "dev-token" }, d.token)),
+        h("p", {}, t("devices.url"), " ", h("code", { id: "dev-url" }, url)), qr));
+      try {
+        const svg = await api("POST", "/api/v1/qr", { text: url, scale: 5 });
+        const img = h("img", { alt: t("devices.qr.alt"), width: 220, height: 220, src: `data:image/svg+xml;charset=utf-8,${encodeURIComponent(svg)}` });
+        mount(qr, img);
+      } catch (err) {
+        mount(qr, errorBox(err));
+      }
+      name.value = "";
+      refreshList();
+    } catch (err) {
+      mount(issued, errorBox(err));
+    } finally {
+      add.disabled = false;
+    }
+  });
+  const list = h("div", { id: "dev-list" });
+  function paintList(rows) {
+    mount(list, table([t("col.speaker"), t("col.village"), t("col.state"), t("col.lastseen"), ""],
+      rows.filter((d) => !d.revoked_at && !d.revoked).map((d) => {
+        const revoke = h("button", { type: "button", class: "small danger-outline", "aria-label": `${t("devices.revoke")}: ${d.name}` }, t("devices.revoke"));
+        revoke.addEventListener("click", async () => {
+          if (!confirm(t("devices.revoke.confirm", { name: d.name }))) return;
+          try {
+            await api("DELETE", `/api/v1/devices/${d.id}`);
+            refreshList();
+          } catch (err) {
+            toast(errorBox(err).textContent, "error");
+          }
+        });
+        return h("tr", { dataset: { device: d.id } }, h("th", { scope: "row" }, d.name),
+          h("td", {}, vname(d.village || d.village_code)),
+          h("td", {}, d.online ? h("span", { class: "badge ok" }, "● ", t("devices.online")) : h("span", { class: "badge off" }, "○ ", t("devices.offline"))),
+          h("td", {}, fmtTime(d.last_seen)), h("td", {}, revoke));
+      }), { id: "devices-table" }));
+  }
+  async function refreshList() {
+    try {
+      paintList(itemsOf(await api("GET", "/api/v1/devices"), "devices"));
+    } catch (err) {
+      mount(list, errorBox(err));
+    }
+  }
+  paintList(devices);
+  mount(root, h("div", { class: "view" }, h("h1", {}, t("nav.devices")), list, form));
+  return { onEvent: (ev) => /^device\./.test(ev.type) && refreshList() };
+}
+
+// ---- residents pending approval ------------------------------------------------------------------
+export async function renderResidents(root) {
+  const all = itemsOf(await api("GET", "/api/v1/listeners"), "listeners");
+  const pending = all.filter((l) => l.status === "pending");
+  const row = (l, withApprove) => {
+    const approve = withApprove ? h("button", { type: "button", class: "small primary", "aria-label": `${t("residents.approve")}: ${l.nickname}` }, t("residents.approve")) : null;
+    approve?.addEventListener("click", async () => {
+      approve.disabled = true;
+      try {
+        await api("POST", `/api/v1/listeners/${l.id}/approve`);
+        renderResidents(root);
+      } catch (err) {
+        toast(errorBox(err).textContent, "error");
+        approve.disabled = false;
+      }
+    });
+    return h("tr", {}, h("th", { scope: "row" }, l.nickname), h("td", {}, vname(l.village || l.village_code)),
+      h("td", {}, t(`residents.status.${l.status}`)), h("td", {}, fmtTime(l.created_at)), h("td", {}, approve));
+  };
+  const heads = [t("col.nickname"), t("col.village"), t("col.state"), t("residents.since"), ""];
+  mount(root, h("div", { class: "view" }, h("h1", {}, t("nav.residents")),
+    h("h2", {}, t("residents.pending"), ` (${pending.length})`), table(heads, pending.map((l) => row(l, true)), { id: "pending-table" }),
+    h("h2", {}, t("residents.all"), ` (${all.length})`), table(heads, all.filter((l) => l.status !== "pending").map((l) => row(l, false)))));
+  return { onEvent: (ev) => /^listener\./.test(ev.type) && renderResidents(root) };
+}
+
+// ---- archive -------------------------------------------------------------------------------------
+export async function renderArchive(root, query = "") {
+  const q = h("input", { type: "search", id: "archive-q", value: decodeURIComponent(query || ""), placeholder: t("archive.ph"), "aria-label": t("archive.search") });
+  const results = h("div", { id: "archive-results" });
+  async function search() {
+    try {
+      const body = await api("GET", `/api/v1/announcements?q=${encodeURIComponent(q.value.trim())}`);
+      const items = itemsOf(body, "announcements");
+      mount(results, items.length ? h("ul", { class: "archive" }, items.map((a) => h("li", { class: "card" },
+        h("div", { class: "row spread" }, h("strong", {}, a.title || `#${a.id}`), h("span", { class: "muted" }, fmtTime(a.created_at), " · ", fmtDuration(a.duration_s))),
+        a.text ? h("p", { class: "muted clamp" }, a.text) : null,
+        a.status === "ready" ? h("audio", { controls: true, preload: "none", src: mediaUrl(a), "aria-label": `${t("archive.play")}: ${a.title}` }) : statusBadge(a.status),
+        a.status === "ready" ? h("a", { href: `#compose/${a.id}`, class: "button small" }, t("archive.send")) : null))) : h("p", { class: "muted" }, t("empty")));
+    } catch (err) {
+      mount(results, errorBox(err));
+    }
+  }
+  const form = h("form", { role: "search", class: "row" }, q, h("button", { type: "submit", class: "primary" }, t("archive.search")));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    search();
+  });
+  mount(root, h("div", { class: "view" }, h("h1", {}, t("nav.archive")), form, results));
+  await search();
+}
+
+function regionCell(region) {
+  if (region && typeof region === "object") return regionName(region);
+  return regionName(state.villages.get(region) || state.districts.get(region)) || region || "";
+}
+
+// ---- audit log and accounts (admins) -----------------------------------------------------------
+export async function renderAudit(root) {
+  const [audit, users] = await Promise.all([
+    api("GET", "/api/v1/audit"),
+    api("GET", "/api/v1/users").catch(() => []),
+  ]);
+  const entries = itemsOf(audit, "entries", "audit");
+  const accounts = itemsOf(users, "users", "accounts");
+  mount(root, h("div", { class: "view" }, h("h1", {}, t("nav.audit")),
+    h("h2", {}, t("audit.accounts")),
+    table([t("audit.username"), t("audit.role"), t("audit.region")], accounts.map((u) => h("tr", {},
+      h("th", { scope: "row" }, u.username), h("td", {}, t(`role.${u.role}`)),
+      h("td", {}, regionCell(u.region_code || u.region))))),
+    h("h2", {}, t("audit.log")),
+    table([t("col.when"), t("audit.actor"), t("audit.action"), t("audit.target"), t("audit.note")], entries.map((e) => h("tr", {},
+      h("td", {}, fmtTime(e.at)), h("td", {}, e.actor), h("th", { scope: "row" }, e.action), h("td", {}, e.target, e.region_code ? ` · ${e.region_code}` : ""),
+      h("td", {}, e.note || (e.detail && Object.keys(e.detail).length ? JSON.stringify(e.detail) : "")))), { id: "audit-table" })));
+}
