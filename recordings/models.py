@@ -37,6 +37,8 @@ class Announcement(Base):
     region_code: Mapped[str | None] = mapped_column(String(64))  # the author's region
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set when first broadcast (``store.mark_published``): then every staff member may see it.
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     renditions: Mapped[list[Rendition]] = relationship(

@@ -1,0 +1,118 @@
+"""The content-addressed archive on disk: originals and renditions named by their sha256.
+
+Every file is written under a temporary name, fsynced and renamed into place, so a crash leaves
+either the whole file or none. Blocking functions here are called through ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+__all__ = ["Archive", "sha256_file"]
+
+_CHUNK = 1024 * 1024
+
+
+def sha256_file(path: Path) -> str:
+    """The hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    with path.open("rb+") as f:
+        os.fsync(f.fileno())
+
+
+class Archive:
+    """The archive directory tree under ``root`` (``settings.data_dir / "archive"``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.incoming = root / "incoming"  # uploads being received or checked
+        self.work = root / "work"  # scratch files of jobs in progress
+        self.originals = root / "originals"
+        self.renditions = root / "renditions"
+        self.chimes = root / "chimes"
+
+    def create(self) -> None:
+        """Make the directories."""
+        for d in (self.incoming, self.work, self.originals, self.renditions, self.chimes):
+            d.mkdir(parents=True, exist_ok=True)
+
+    def clean_scratch(self) -> int:
+        """Remove leftovers of interrupted uploads and jobs (call before any job starts)."""
+        removed = 0
+        for d in (self.incoming, self.work):
+            if not d.exists():
+                continue
+            for entry in d.iterdir():
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def new_incoming(self, suffix: str = ".part") -> Path:
+        """A fresh, unguessable path for an upload being received (never the client's name)."""
+        return self.incoming / f"{secrets.token_hex(12)}{suffix}"
+
+    def work_dir(self, job: str) -> Path:
+        """A fresh scratch directory for one job."""
+        path = self.work / f"{job}-{secrets.token_hex(4)}"
+        path.mkdir(parents=True)
+        return path
+
+    def absolute(self, relative: str) -> Path:
+        """The absolute path of an archive-relative path (refuses paths leaving the archive)."""
+        path = (self.root / relative).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise ValueError(f"path outside the archive: {relative!r}")
+        return path
+
+    def _commit(self, src: Path, kind_dir: Path, sha: str, ext: str) -> str:
+        """Move ``src`` to its content address (once); returns the archive-relative path."""
+        final_dir = kind_dir / sha[:2]
+        final = final_dir / f"{sha}.{ext}"
+        rel = final.relative_to(self.root).as_posix()
+        if final.exists():
+            src.unlink(missing_ok=True)  # identical content is stored once
+            return rel
+        final_dir.mkdir(parents=True, exist_ok=True)
+        _fsync_file(src)
+        os.replace(src, final)
+        _fsync_dir(final_dir)
+        return rel
+
+    def store_original(self, src: Path, sha: str, ext: str) -> str:
+        """Move an accepted upload into ``originals/``; returns its archive-relative path."""
+        return self._commit(src, self.originals, sha, ext)
+
+    def store_rendition(self, src: Path, ext: str) -> tuple[str, str, int]:
+        """Move a finished rendition into ``renditions/``: (relative path, sha256, bytes)."""
+        sha = sha256_file(src)
+        size = src.stat().st_size
+        return self._commit(src, self.renditions, sha, ext), sha, size
+
+    def commit_named(self, src: Path, final: Path) -> None:
+        """Fsync ``src`` and rename it to ``final`` (e.g. a chime)."""
+        final.parent.mkdir(parents=True, exist_ok=True)
+        _fsync_file(src)
+        os.replace(src, final)
+        _fsync_dir(final.parent)
