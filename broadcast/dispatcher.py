@@ -122,9 +122,7 @@ class Dispatcher:
     async def start(self) -> None:
         """Recover after a restart, then run the timer loop and the report writer."""
         await self.recover()
-        if not self._listening:
-            self.channels.add_report_listener(self._on_report)
-            self._listening = True
+        self.attach()
         self._stopping = False
         self._tasks = [
             asyncio.create_task(self._timer_loop(), name="broadcast-timer"),
@@ -140,8 +138,21 @@ class Dispatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        await self.process_reports()
+
+    def attach(self) -> None:
+        """Listen to the channels' reports (once)."""
+        if not self._listening:
+            self.channels.add_report_listener(self._on_report)
+            self._listening = True
+
+    async def process_reports(self) -> int:
+        """Record the reports received so far (the report task does this as they come)."""
+        n = 0
         while not self._reports.empty():
             await self._handle_report(*self._reports.get_nowait())
+            n += 1
+        return n
 
     def poke(self) -> None:
         """Rows changed: re-arm the timer."""

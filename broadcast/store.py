@@ -130,7 +130,7 @@ async def due(session: AsyncSession, until: datetime) -> list[tuple[Occurrence, 
         .where(Occurrence.status == "scheduled", Occurrence.due_at <= until)
         .order_by(Occurrence.due_at, Occurrence.id)
     )
-    return [(o, b) for o, b in rows.tuples().all()]
+    return [(o, b) for o, b in rows.all()]
 
 
 async def record_started(
