@@ -37,6 +37,7 @@ from devices.errors import InvalidError, UnavailableError
 from .live_encode import LiveError
 
 __all__ = [
+    "ChannelListen",
     "NoAudioTrack",
     "NotAnOffer",
     "OpusFanout",
@@ -352,3 +353,33 @@ class OpusFanout:
         """End every listener's track."""
         for track in list(self.tracks):
             track.stop()
+
+
+class ChannelListen:
+    """A village channel for WebRTC listeners: its MP3 decoded once, encoded to Opus once.
+
+    Feed it the channel's MP3 chunks (``feed_mp3``, e.g. as a hub tap); add a track per listener.
+    """
+
+    def __init__(self, village: str, bitrate_bps: int = 48000) -> None:
+        self.village = village
+        self._decoder = av.CodecContext.create("mp3", "r")
+        self.fanout = OpusFanout(bitrate_bps)
+
+    @property
+    def listeners(self) -> int:
+        """WebRTC listeners of this channel now."""
+        return len(self.fanout.tracks)
+
+    def feed_mp3(self, chunk: bytes) -> None:
+        """Decode a chunk of the channel's MP3 and pass its PCM to the Opus fan-out."""
+        try:
+            for packet in self._decoder.parse(chunk):
+                for frame in self._decoder.decode(packet):
+                    self.fanout.push_pcm(frame)
+        except av.error.FFmpegError:
+            log.warning("undecodable MP3 on channel %s; skipped", self.village)
+
+    def close(self) -> None:
+        """End every listener's track."""
+        self.fanout.close()
