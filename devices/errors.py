@@ -132,3 +132,27 @@ class AlreadyExists(DevicesError, ConflictError):
     """Already exists."""
 
     title_ko = "이미 존재합니다"
+
+
+class UnknownToken(DevicesError, NotFoundError):
+    """Unknown API token."""
+
+    title_ko = "알 수 없는 API 토큰입니다"
+
+
+class UnknownAccount(DevicesError, NotFoundError):
+    """Unknown staff account."""
+
+    title_ko = "알 수 없는 계정입니다"
+
+
+class NoSuchGroup(DevicesError, NotFoundError):
+    """Unknown device group."""
+
+    title_ko = "알 수 없는 장치 그룹입니다"
+
+
+class WrongState(DevicesError, ConflictError):
+    """Not possible in the current state."""
+
+    title_ko = "현재 상태에서는 할 수 없습니다"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -34,7 +36,7 @@ class NotJson(UnsupportedMediaError):
 async def json_body(
     request: web.Request, allowed: Iterable[str], required: Iterable[str] = ()
 ) -> dict[str, Any]:
-    """The request's JSON object; refuses other types, oversize bodies, unknown or missing fields."""
+    """The request's JSON object; refuses other types, oversized, unknown or missing keys."""
     if request.content_type != "application/json":
         raise NotJson(f"expected application/json, got {request.content_type or 'nothing'}")
     limit = request.app[SETTINGS].max_json_kb * 1024
@@ -108,3 +110,46 @@ def path_int(request: web.Request, name: str = "id") -> int:
     if not raw.isdigit() or len(raw) > 18:
         raise web.HTTPNotFound()
     return int(raw)
+
+
+MAX_PAGE = 500
+
+
+def page_params(request: web.Request, default_limit: int = 50) -> tuple[int, int]:
+    """``?limit=&offset=`` as integers (limit 1–500, offset ≥ 0)."""
+    out = []
+    for name, default, lo, hi in (
+        ("limit", default_limit, 1, MAX_PAGE),
+        ("offset", 0, 0, 10**9),
+    ):
+        raw = request.query.get(name)
+        if raw is None or raw == "":
+            out.append(default)
+            continue
+        if not raw.isdigit() or not lo <= int(raw) <= hi:
+            raise InvalidField(f"{name} must be an integer between {lo} and {hi}", field=name)
+        out.append(int(raw))
+    return out[0], out[1]
+
+
+def query_choice(request: web.Request, name: str, choices: Iterable[str]) -> str | None:
+    """An optional query parameter restricted to some values."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    allowed = tuple(choices)
+    if raw not in allowed:
+        raise InvalidField(f"{name} must be one of: {', '.join(allowed)}", field=name)
+    return raw
+
+
+def iso_time(value: datetime | None, tz: str = "Asia/Seoul") -> str | None:
+    """An aware time as ISO 8601 with the offset of the display zone."""
+    if value is None:
+        return None
+    return value.astimezone(ZoneInfo(tz)).isoformat(timespec="seconds")
+
+
+def page(items: list[Any], total: int, limit: int, offset: int) -> dict[str, Any]:
+    """The JSON shape of a paged list."""
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
