@@ -254,7 +254,7 @@ class SourceTranscoder:
         fmt = ["-f", self._input_format] if self._input_format else []
         return [
             "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error",
-            "-fflags", "+nobuffer", "-probesize", "8192", "-analyzeduration", "0",
+            "-probesize", "2048", "-analyzeduration", "0",
             *fmt, "-i", "pipe:0",
             "-vn", "-ac", "1", "-ar", str(CHANNEL_RATE_HZ),
             "-c:a", "libmp3lame", "-b:a", f"{CHANNEL_BITRATE_KBPS}k",
