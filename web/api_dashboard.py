@@ -2,6 +2,7 @@
 
 ``GET /api/v1/dashboard``: per district and village of the account's region, speakers online/total,
 registered residents, and — where the streaming hub is running — live listeners and what plays now.
+``GET /api/v1/replays`` (listener token): what played in the listener's village, newest first.
 ``POST /api/v1/qr`` ``{text}``: an SVG QR code (for installers scanning a speaker's stream URL).
 """
 
@@ -10,21 +11,25 @@ from __future__ import annotations
 import io
 import logging
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import segno
 from aiohttp import web
 from sqlalchemy import func, select
 
+from broadcast.models import Broadcast, Occurrence
 from devices.errors import InvalidField
 from devices.models import Account, Device, Listener, Region
+from recordings.models import Announcement
 
-from .auth import require_account
-from .keys import SESSIONMAKER
+from .auth import require_account, stream_client
+from .keys import SESSIONMAKER, SETTINGS
 from .validation import json_body
 
 log = logging.getLogger(__name__)
 
 QR_MAX_CHARS = 1000
+REPLAYS_LIMIT = 20
 
 
 def _visible(account: Account, region: Region, parent_of: dict[str, str | None]) -> bool:
@@ -159,7 +164,42 @@ async def qr_code(request: web.Request) -> web.Response:
     )
 
 
+async def replays(request: web.Request) -> web.Response:
+    """Announcements that played in the village of this listener (or speaker box), newest first."""
+    client = await stream_client(request)
+    village = client.village_code
+    tz = ZoneInfo(request.app[SETTINGS].timezone)
+    async with request.app[SESSIONMAKER]() as session:
+        rows = (
+            await session.execute(
+                select(Announcement, func.max(Occurrence.started_at))
+                .join(Broadcast, Broadcast.announcement_id == Announcement.id)
+                .join(Occurrence, Occurrence.broadcast_id == Broadcast.id)
+                .where(
+                    Occurrence.village_code == village,
+                    Occurrence.started_at.is_not(None),
+                    Announcement.status == "ready",
+                )
+                .group_by(Announcement.id)
+                .order_by(func.max(Occurrence.started_at).desc())
+                .limit(REPLAYS_LIMIT)
+            )
+        ).all()
+    items = [
+        {
+            "id": a.id,
+            "title": a.title,
+            "played_at": played.astimezone(tz).isoformat() if played else None,
+            "duration_s": a.duration_ms / 1000 if a.duration_ms else None,
+            "url": f"/media/announcements/{a.id}.mp3",
+        }
+        for a, played in rows
+    ]
+    return web.json_response({"village": village, "items": items})
+
+
 def setup(app: web.Application) -> None:
-    """Register the dashboard and QR endpoints."""
+    """Register the dashboard, replays and QR endpoints."""
     app.router.add_get("/api/v1/dashboard", dashboard)
+    app.router.add_get("/api/v1/replays", replays)
     app.router.add_post("/api/v1/qr", qr_code)

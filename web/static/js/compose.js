@@ -5,7 +5,7 @@ import { h, mount } from "./dom.js";
 import { fmtDuration, fmtTime, regionName, t } from "./i18n.js";
 import { targetPicker } from "./picker.js";
 import { state } from "./state.js";
-import { errorBox, setLiveOnAir, toast } from "./console.js";
+import { errorBox, setLiveOnAir, toast } from "./ui.js";
 
 // ---------------------------------------------------------------------------------------------
 // Compose

@@ -1,5 +1,6 @@
 // The staff console: shell, hash router, live events, and the dashboard view.
 import { api, describe, events, itemsOf } from "./api.js";
+import { clearToast, errorBox, onAir, paintOnAir, toast } from "./ui.js";
 import { h, mount, $, $$ } from "./dom.js";
 import { applyI18n, fmtTime, lang, regionName, setLang, t } from "./i18n.js";
 import { loadRegions, loadSession, state } from "./state.js";
@@ -10,38 +11,6 @@ import {
 
 const main = $("#main");
 let current = { name: "", onEvent: null };
-
-// ---- messages ---------------------------------------------------------------------------------
-let toastTimer;
-/** Show a message at the top (errors stay until the next action). */
-export function toast(message, kind = "info") {
-  const el = $("#toast");
-  el.textContent = message;
-  el.className = `alert banner ${kind}`;
-  el.hidden = false;
-  clearTimeout(toastTimer);
-  if (kind !== "error") toastTimer = setTimeout(() => (el.hidden = true), 6000);
-}
-export function clearToast() {
-  $("#toast").hidden = true;
-}
-/** An inline error box for a view: title — detail. */
-export function errorBox(err) {
-  return h("div", { class: "alert error", role: "alert" }, describe(err));
-}
-
-// ---- on-air indicator -------------------------------------------------------------------------
-const onAir = { live: false, playing: new Set() };
-export function setLiveOnAir(live) {
-  onAir.live = live;
-  paintOnAir();
-}
-function paintOnAir() {
-  const el = $("#on-air");
-  el.hidden = !onAir.live && onAir.playing.size === 0;
-  $("#on-air-text").textContent = onAir.live ? t("onair.live") : t("onair.playing", { n: onAir.playing.size });
-  el.classList.toggle("live", onAir.live);
-}
 
 // ---- router -----------------------------------------------------------------------------------
 const VIEWS = {

@@ -222,9 +222,9 @@ async function loadRecent() {
   error.hidden = true;
   let items = [];
   try {
-    const body = await api("GET", `/api/v1/announcements?village=${encodeURIComponent(reg.village)}&limit=10`);
-    items = itemsOf(body, "announcements").filter((a) => !a.status || a.status === "ready")
-      .map((a) => ({ title: a.title, at: a.created_at, duration: a.duration_s, url: withToken(a.renditions?.mp3?.url || `/media/announcements/${a.id}.mp3`) }));
+    const body = await api("GET", "/api/v1/replays");
+    items = itemsOf(body, "announcements")
+      .map((a) => ({ title: a.title, at: a.played_at || a.created_at, duration: a.duration_s, url: withToken(a.url || `/media/announcements/${a.id}.mp3`) }));
   } catch {
     try {
       const xml = await api("GET", `/feeds/${reg.village}.rss`);

@@ -3,7 +3,7 @@ import { api, itemsOf } from "./api.js";
 import { h, mount } from "./dom.js";
 import { fmtDuration, fmtTime, lang, regionName, t } from "./i18n.js";
 import { allowedVillages, state } from "./state.js";
-import { errorBox, toast } from "./console.js";
+import { errorBox, toast } from "./ui.js";
 import { mediaUrl } from "./compose.js";
 
 const vname = (code) => regionName(state.villages.get(code)) || code || "";

@@ -1,0 +1,71 @@
+"""The resident page in a real browser: register in one step, listen live, replay, errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .conftest import PHONE, Server, axe_violations, screenshot
+
+pytestmark = pytest.mark.browser
+
+VILLAGE = "goseong-eup-seongnae-ri"
+
+
+def register(page: Any, nickname: str = "박영수") -> None:
+    page.goto("/listen")
+    page.wait_for_selector("#district option[value=goseong-eup]", state="attached")
+    page.select_option("#district", "goseong-eup")
+    page.select_option("#village", VILLAGE)
+    page.fill("#nickname", nickname)
+    page.check("#consent")
+    page.click("#register-form button[type=submit]")
+    page.wait_for_selector("#player:not([hidden])")
+
+
+def test_registration_errors_are_explained_in_korean(page: Any) -> None:
+    page.set_viewport_size(PHONE)
+    page.goto("/listen")
+    page.wait_for_selector("#district option[value=goseong-eup]", state="attached")
+    screenshot(page, "listen-register")
+    page.click("#register-form button[type=submit]")
+    assert "마을을 고르세요" in page.inner_text("#register-error")
+    page.select_option("#district", "goseong-eup")
+    page.select_option("#village", VILLAGE)
+    page.fill("#nickname", "김")
+    page.click("#register-form button[type=submit]")
+    assert "동의" in page.inner_text("#register-error")
+    assert not axe_violations(page)
+
+
+def test_resident_registers_listens_and_the_audio_plays(page: Any, server: Server) -> None:
+    page.set_viewport_size(PHONE)
+    register(page)
+    stored = page.evaluate("JSON.parse(localStorage.getItem('vc_listener'))")
+    assert stored["village"] == VILLAGE
+    assert stored["token"]
+    assert "성내리" in page.inner_text("#where")
+    page.click("#listen-btn")
+    # The audio element really plays: its time advances (HLS, or the MP3 stream as fallback).
+    page.wait_for_function(
+        "document.querySelector('#live-audio').currentTime > 1.5", timeout=45_000, polling=250
+    )
+    assert page.get_attribute("#listen-btn", "aria-pressed") == "true"
+    screenshot(page, "listen-playing")
+    assert not axe_violations(page)
+    page.click("#listen-btn")
+    assert page.get_attribute("#listen-btn", "aria-pressed") == "false"
+    # The registration survives a reload (token in localStorage).
+    page.reload()
+    page.wait_for_selector("#player:not([hidden])")
+
+
+def test_lost_connection_is_shown(page: Any, context: Any) -> None:
+    register(page, "이순자")
+    context.set_offline(True)
+    try:
+        page.evaluate("document.querySelector('#listen-btn').click()")
+        page.wait_for_selector("#listen-state.error, #conn:not([hidden])", timeout=30_000)
+    finally:
+        context.set_offline(False)
