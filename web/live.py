@@ -6,7 +6,7 @@
   broadcasters' tools (ffmpeg ``icecast://``, BUTT, Mixxx, Liquidsoap).
 - ``POST /api/v1/live/listen/{village}`` (listener/device token): SDP offer → answer; the channel
   decoded once and encoded to Opus once, the same packets to every WebRTC listener.
-- ``DELETE /api/v1/live/sessions/{id}`` (staff): hang up a session.
+- ``DELETE /api/v1/live/sessions/{id}`` (also ``/api/v1/live/publish/{id}``, staff): hang up.
 
 The rules are those of any broadcast (``broadcast.live``); a session's end (hang-up, closed tab,
 lost connection, a mute source) closes the feeds, so the channels return to their queue.
@@ -528,6 +528,7 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/v1/live/publish", publish)
     app.router.add_get("/api/v1/live/sessions", sessions)
     app.router.add_delete("/api/v1/live/sessions/{id}", hang_up)
+    app.router.add_delete("/api/v1/live/publish/{id}", hang_up)  # what the console calls
     app.router.add_post("/api/v1/live/listen/{village}", listen)
     app.router.add_route("PUT", "/live/{village}.mp3", source, expect_handler=_source_expect)
     app.router.add_route("SOURCE", "/live/{village}.mp3", source)
