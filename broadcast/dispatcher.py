@@ -253,13 +253,34 @@ class Dispatcher:
                 )
             await session.commit()
         self.missed += len(missed)
+        refused: list[tuple[PlayItem, str]] = []
         for item in items:  # after the commit: a crash from here on never replays them
             try:
                 self.channels.offer(item)
-            except Exception:
+            except Exception as exc:
                 log.exception("channel refused item %s", item.item_id)
-        self.dispatched += len(items)
-        return len(items)
+                refused.append((item, str(exc) or type(exc).__name__))
+        if refused:
+            await self._refused(refused)
+        self.dispatched += len(items) - len(refused)
+        return len(items) - len(refused)
+
+    async def _refused(self, refused: list[tuple[PlayItem, str]]) -> None:
+        """Items the channel would not take end ``missed`` with the channel's reason."""
+        now = self.clock.now()
+        async with self.sessionmaker() as session:
+            for item, reason in refused:
+                match = ITEM_ID.match(item.item_id)
+                occ = await session.get(Occurrence, int(match[2])) if match else None
+                if occ is None or occ.status != "dispatched":
+                    continue
+                occ.status, occ.ended_at, occ.end_event = "missed", now, "refused"
+                occ.note = f"the channel could not play it: {reason}"[:500]
+                await store.refresh_status(
+                    session, await store.get_broadcast(session, occ.broadcast_id), now
+                )
+            await session.commit()
+        self.missed += len(refused)
 
     async def _parts(
         self, session: AsyncSession, b: Broadcast, priority: Priority

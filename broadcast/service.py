@@ -178,7 +178,7 @@ async def cancel_broadcast(
     b = await store.get_broadcast(session, broadcast_id)
     await check_visible(session, account, b)
     if b.status in ("done", "partial", "missed", "cancelled"):
-        raise NotCancellable(f"broadcast {b.id} is {b.status}", status=b.status)
+        raise NotCancellable(f"broadcast {b.id} is {b.status}", broadcast_status=b.status)
     to_stop = await store.cancel(session, b, account.id, now)
     devices_store.audit(
         session,

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from devices import store as devices_store
 from devices.models import Device, Region
+from recordings import store as recordings_store
 from recordings.models import Announcement, Rendition, Replay
 from streaming.items import ItemReport
 
@@ -143,6 +144,9 @@ async def record_started(
     occ.status = "playing"
     occ.started_at = at
     await _ensure_deliveries(session, occ, connected)
+    b = await session.get(Broadcast, occ.broadcast_id)
+    if b is not None:  # broadcast: from now on residents and every staff member may replay it
+        await recordings_store.mark_published(session, b.announcement_id)
     return occ
 
 
