@@ -2,7 +2,7 @@
 // and go live over WebRTC.
 import { ApiError, api, describe, upload } from "./api.js";
 import { h, mount } from "./dom.js";
-import { fmtDuration, fmtTime, regionName, t } from "./i18n.js";
+import { fmtDuration, fmtTime, lang, regionName, t } from "./i18n.js";
 import { targetPicker } from "./picker.js";
 import { state } from "./state.js";
 import { errorBox, setLiveOnAir, toast } from "./ui.js";
@@ -332,7 +332,10 @@ export function sendForm(getAnnouncement) {
     };
     if (mode !== "now") out.start_at = seoulIso(at.value);
     if (mode === "recurring") {
-      out.recurrence = { freq: freq.value, ...(until.value ? { until: seoulIso(`${until.value}T23:59`) } : {}) };
+      const last = until.value || new Date(Date.now() + 30 * 86400000).toISOString().slice(0, 10);
+      out.recurrence = freq.value === "weekdays"
+        ? { freq: "weekly", weekdays: [0, 1, 2, 3, 4], until: last }
+        : { freq: freq.value, until: last };
     }
     if (priority.value === "emergency" && reason.value.trim()) out.reason = reason.value.trim();
     if (deferQuiet) out.defer_quiet = true;
@@ -409,6 +412,11 @@ export function planLines(p) {
   if (!p || typeof p !== "object") return h("p", {}, String(p ?? ""));
   const rows = Array.isArray(p) ? p : p.villages || p.items || p.channels || null;
   const one = (x) => {
+    const message = lang() === "en" ? x.message_en : x.message_ko;
+    if (message) {
+      const v = state.villages.get(x.village);
+      return h("li", { dataset: { outcome: x.outcome || "" } }, v ? `${regionName(v)}: ` : x.name_ko ? `${x.name_ko}: ` : "", message);
+    }
     const action = x.action || x.outcome || x.kind || x.result || "";
     const known = ACTIONS.includes(action) ? t(`plan.${action}`) : action;
     const v = state.villages.get(x.village || x.code);
