@@ -29,6 +29,10 @@ __all__ = ["CHIME_VERSION", "Chimes", "chime_samples", "ensure_chimes"]
 
 CHIME_VERSION = "1"
 RATE = CHANNEL_SAMPLE_RATE
+KINDS = ("start", "end", "emergency_start", "emergency_end")
+# Rendered bytes by kind, kept for the life of the process: a second app (tests, restarts in
+# one process) writes them without running ffmpeg again.
+_RENDERED: dict[str, bytes] = {}
 _C5, _E5, _G5 = 523.25, 659.26, 783.99
 
 
@@ -126,18 +130,26 @@ def _render(kind: str, final: Path) -> None:
     wav = final.with_suffix(".src.wav")
     tmp = final.with_suffix(".tmp")
     try:
-        _write_wav(wav, chime_samples(kind))
-        measure = "ebur128=peak=true:framelog=verbose"
-        source = parse_ebur128(_ffmpeg(["-i", str(wav), "-af", measure, "-f", "null", "-"]))
-        gain = gain_for(source, TARGET_LUFS)
-        chain = gain_filter(gain, needs_limiter(source, gain), LIMITER_CEILING_DBFS)
-        _ffmpeg(["-v", "error", "-y", "-i", str(wav), "-af", chain, *MP3_ARGS, str(tmp)])
+        if kind in _RENDERED:
+            tmp.write_bytes(_RENDERED[kind])
+        else:
+            _encode(kind, wav, tmp)
+            _RENDERED[kind] = tmp.read_bytes()
         with tmp.open("rb+") as f:
             os.fsync(f.fileno())
         tmp.replace(final)
     finally:
         wav.unlink(missing_ok=True)
         tmp.unlink(missing_ok=True)
+
+
+def _encode(kind: str, wav: Path, out: Path) -> None:
+    _write_wav(wav, chime_samples(kind))
+    measure = "ebur128=peak=true:framelog=verbose"
+    source = parse_ebur128(_ffmpeg(["-i", str(wav), "-af", measure, "-f", "null", "-"]))
+    gain = gain_for(source, TARGET_LUFS)
+    chain = gain_filter(gain, needs_limiter(source, gain), LIMITER_CEILING_DBFS)
+    _ffmpeg(["-v", "error", "-y", "-i", str(wav), "-af", chain, *MP3_ARGS, str(out)])
 
 
 def ensure_chimes(root: Path) -> Chimes:
@@ -149,9 +161,7 @@ def ensure_chimes(root: Path) -> Chimes:
         emergency_start=root / f"emergency_start-v{CHIME_VERSION}.mp3",
         emergency_end=root / f"emergency_end-v{CHIME_VERSION}.mp3",
     )
-    for kind, path in zip(
-        ("start", "end", "emergency_start", "emergency_end"), chimes.paths(), strict=True
-    ):
+    for kind, path in zip(KINDS, chimes.paths(), strict=True):
         if not path.exists():
             _render(kind, path)
     return chimes

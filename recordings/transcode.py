@@ -46,7 +46,8 @@ MP3_ARGS = (
 )  # fmt: skip
 OPUS_ARGS = (
     "-c:a", "libopus", "-b:a", f"{OPUS_BITRATE_KBPS}k", "-ar", str(CHANNEL_SAMPLE_RATE),
-    "-ac", "1", "-compression_level", "5", "-map_metadata", "-1", "-f", "ogg",
+    "-ac", "1", "-vbr", "constrained", "-compression_level", "5", "-map_metadata", "-1",
+    "-f", "ogg",
 )  # fmt: skip
 RAW_INPUT = ("-f", "f32le", "-ar", str(CHANNEL_SAMPLE_RATE), "-ch_layout", "mono")
 

@@ -1,4 +1,7 @@
-"""Audio fixtures of the recordings tests: real espeak-ng Korean speech, encoded once per session."""
+"""Audio fixtures of the recordings tests: real espeak-ng Korean speech, encoded once a session.
+
+``tests/web/test_announcements*.py`` import these fixtures by name.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,10 @@ import pytest
 
 from tests.audio import encode, speech_wav
 
-SPEECH_TEXT = "오늘 오전 열시 마을회관에서 경로잔치가 열립니다. 주민 여러분께서는 많이 참석해 주시기 바랍니다."
+SPEECH_TEXT = (
+    "오늘 오전 열시 마을회관에서 경로잔치가 열립니다. "
+    "주민 여러분께서는 많이 참석해 주시기 바랍니다."
+)
 
 
 @pytest.fixture(scope="session")
