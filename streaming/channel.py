@@ -241,6 +241,15 @@ class Channel:
         conn.send(b"".join(burst), self.title)
         self.fanout.add(conn)
 
+    def recent_audio(self) -> bytes:
+        """The burst a new consumer gets: recent frames, stale items replaced by silence."""
+        current = self.current
+        burst = [
+            frame if play is not None and play is current else SILENCE_FRAME
+            for play, _, frame in self.history
+        ]
+        return SILENCE_FRAME * (self.burst_frames - len(burst)) + b"".join(burst)
+
     def detach(self, conn: Connection, reason: str = "closed") -> None:
         """Remove a connection (and close it)."""
         if conn.device_id is not None and self.devices.get(conn.device_id) is conn:

@@ -18,20 +18,26 @@ from aiohttp import web
 from devices import store
 from devices.models import Device, Listener, Region
 from streaming.errors import WrongVillage
+from streaming.hls import with_token
+from streaming.hls_stream import HlsStreams
 from streaming.hub import ChannelHub
 from streaming.icy import DEFAULT_METAINT
+from streaming.ogg_stream import OggStreams
 
 from .auth import stream_client, stream_token
 from .keys import EVENTS, SESSIONMAKER, SETTINGS
 from .system import METRICS
 
-__all__ = ["HUB", "setup"]
+__all__ = ["HLS", "HUB", "OGG", "setup"]
 
 log = logging.getLogger(__name__)
 
 HUB = web.AppKey("hub", ChannelHub)
 _REGIONS = web.AppKey("stream_regions", dict[str, tuple[str, str]])
+OGG = web.AppKey("ogg_streams", OggStreams)
+HLS = web.AppKey("hls_streams", HlsStreams)
 _RUNNER = web.AppKey("hub_runner", asyncio.Task[None])
+_REAPER = web.AppKey("hls_reaper", asyncio.Task[None])
 
 # Kernel send buffer of a stream socket (Linux doubles it): ~2 s of 64 kbps audio, so that a
 # stalled client's backlog shows up in the transport soon and is bounded by listener_backlog_s.
@@ -144,6 +150,61 @@ async def live_mp3(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def live_ogg(request: web.Request) -> web.StreamResponse:
+    """The village channel as Ogg/Opus (one encoder per channel while anyone listens)."""
+    client = await stream_client(request)
+    village = await _village_of(request, client)
+    name_ko, name_en = await _names(request, village)
+    headers = {
+        "Content-Type": "audio/ogg",
+        "Cache-Control": "no-cache, no-store",
+        "icy-name": f"{name_ko} 마을방송",
+        "icy-description": f"villagecast: {name_en} village channel",
+    }
+    response = RawStreamResponse(headers=headers)
+    response.force_close()
+    await response.prepare(request)
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        return response
+    _tune(transport)
+    done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def closed(reason: str) -> None:
+        if not done.done():
+            done.set_result(reason)
+
+    oggs = request.app[OGG]
+    conn = await oggs.attach(village, transport, closed)  # type: ignore[arg-type]
+    try:
+        await done
+    finally:
+        await asyncio.shield(oggs.detach(village, conn))
+    return response
+
+
+async def hls_playlist(request: web.Request) -> web.Response:
+    """The live HLS playlist of a village (segment URIs carry the token)."""
+    client = await stream_client(request)
+    village = await _village_of(request, client)
+    text = await request.app[HLS].playlist(village)
+    return web.Response(
+        text=with_token(text, request.query.get("token")),
+        content_type="application/vnd.apple.mpegurl",
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
+async def hls_segment(request: web.Request) -> web.FileResponse:
+    """One HLS segment (MPEG-TS, AAC)."""
+    client = await stream_client(request)
+    village = await _village_of(request, client)
+    path = request.app[HLS].segment(village, request.match_info["segment"])
+    return web.FileResponse(
+        path, headers={"Content-Type": "video/mp2t", "Cache-Control": "max-age=60"}
+    )
+
+
 async def live_m3u(request: web.Request) -> web.Response:
     """A playlist file that opens the village's MP3 stream in any player."""
     client = await stream_client(request)
@@ -158,15 +219,20 @@ async def live_m3u(request: web.Request) -> web.Response:
 async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
     hub = app[HUB]
     app[_RUNNER] = asyncio.create_task(hub.run(), name="channel-hub")
+    app[_REAPER] = asyncio.create_task(app[HLS].run(), name="hls-reaper")
     yield
     hub.close_all("server shutdown")
-    app[_RUNNER].cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await app[_RUNNER]
+    for task in (app[_RUNNER], app[_REAPER]):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await app[OGG].close()
+    await app[HLS].close()
 
 
 async def _close_streams(app: web.Application) -> None:
     app[HUB].close_all("server shutdown")
+    await app[OGG].close()
 
 
 def setup(app: web.Application) -> None:
@@ -174,6 +240,8 @@ def setup(app: web.Application) -> None:
     settings = app[SETTINGS]
     hub = ChannelHub(burst_s=settings.burst_s, listener_backlog_s=settings.listener_backlog_s)
     app[HUB] = hub
+    app[OGG] = OggStreams(hub, settings.listener_backlog_s)
+    app[HLS] = HlsStreams(hub, settings.data_dir / "hls", settings.hls_segment_s)
     app[_REGIONS] = {}
     app.cleanup_ctx.append(_hub_ctx)
     app.on_shutdown.append(_close_streams)
@@ -190,3 +258,6 @@ def setup(app: web.Application) -> None:
     )
     app.router.add_get("/live/{village}.mp3", live_mp3, allow_head=False)
     app.router.add_get("/live/{village}.m3u", live_m3u)
+    app.router.add_get("/live/{village}.ogg", live_ogg, allow_head=False)
+    app.router.add_get("/hls/{village}/live.m3u8", hls_playlist)
+    app.router.add_get("/hls/{village}/{segment}", hls_segment)
