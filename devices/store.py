@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -40,40 +41,71 @@ DEMO_REGIONS = Path(__file__).with_name("data") / "goseong-gun.json"
 
 async def import_regions(session: AsyncSession, tree: dict[str, Any]) -> int:
     """Insert or update a county tree (the shape of ``goseong-gun.json``); returns villages seen."""
-    county = tree["county"]
-    await _upsert_region(session, county["code"], "county", county, None, 0)
-    villages = 0
-    for d_pos, district in enumerate(tree["districts"]):
-        await _upsert_region(session, district["code"], "district", district, county["code"], d_pos)
-        for v_pos, village in enumerate(district.get("villages", [])):
-            await _upsert_region(
-                session, village["code"], "village", village, district["code"], v_pos
-            )
-            villages += 1
-    return villages
+    rows = _tree_rows(tree)
+    existing = {r.code: r for r in (await session.scalars(select(Region))).all()}
+    for code, kind, data, parent, pos in rows:
+        region = existing.get(code)
+        if region is None:
+            region = Region(code=code, kind=kind)
+            session.add(region)
+            existing[code] = region
+        region.kind = kind
+        region.name_ko = data["name_ko"]
+        region.name_en = data["name_en"]
+        region.parent_code = parent
+        region.position = pos
+        if "tags" in data:
+            region.tags = normalize_tags(data["tags"])
+    await session.flush()
+    return sum(1 for row in rows if row[1] == "village")
+
+
+_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_Row = tuple[str, str, dict[str, Any], str | None, int]
+
+
+def _tree_rows(tree: Any) -> list[_Row]:
+    """The nodes of a county tree, parents first; :class:`errors.InvalidField` for a bad shape."""
+
+    def node(data: Any, where: str) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise errors.InvalidField(f"{where} must be an object")
+        code = data.get("code")
+        if not isinstance(code, str) or not _CODE.match(code):
+            raise errors.InvalidField(f"{where}: code must be 1–64 ASCII letters, digits, -_.")
+        for key in ("name_ko", "name_en"):
+            value = data.get(key)
+            if not isinstance(value, str) or not 1 <= len(value) <= 100:
+                raise errors.InvalidField(f"{where} {code}: {key} must be 1–100 characters")
+        return data
+
+    if not isinstance(tree, dict) or not isinstance(tree.get("districts"), list):
+        raise errors.InvalidField("a region tree needs a county and a list of districts")
+    county = node(tree.get("county"), "county")
+    rows: list[_Row] = [(county["code"], "county", county, None, 0)]
+    for d_pos, raw in enumerate(tree["districts"]):
+        district = node(raw, "district")
+        rows.append((district["code"], "district", district, county["code"], d_pos))
+        villages = district.get("villages", [])
+        if not isinstance(villages, list):
+            raise errors.InvalidField(f"district {district['code']}: villages must be a list")
+        for v_pos, raw_village in enumerate(villages):
+            village = node(raw_village, "village")
+            rows.append((village["code"], "village", village, district["code"], v_pos))
+    codes = [row[0] for row in rows]
+    if len(set(codes)) != len(codes):
+        raise errors.InvalidField("region codes must be unique")
+    return rows
 
 
 async def import_regions_file(session: AsyncSession, path: Path) -> int:
     """Load a county tree from a JSON file."""
-    text = await asyncio.to_thread(path.read_text, encoding="utf-8")
-    return await import_regions(session, json.loads(text))
-
-
-async def _upsert_region(
-    session: AsyncSession, code: str, kind: str, data: dict[str, Any], parent: str | None, pos: int
-) -> None:
-    region = await session.get(Region, code)
-    if region is None:
-        region = Region(code=code, kind=kind)
-        session.add(region)
-    region.kind = kind
-    region.name_ko = data["name_ko"]
-    region.name_en = data["name_en"]
-    region.parent_code = parent
-    region.position = pos
-    if "tags" in data:
-        region.tags = list(data["tags"])
-    await session.flush()
+    try:
+        text = await asyncio.to_thread(path.read_text, encoding="utf-8")
+        tree = json.loads(text)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise errors.InvalidField(f"cannot read {path.name}: {exc}") from None
+    return await import_regions(session, tree)
 
 
 async def get_region(session: AsyncSession, code: str) -> Region:

@@ -42,9 +42,7 @@ async def json_body(
     limit = request.app[SETTINGS].max_json_kb * 1024
     if request.content_length is not None and request.content_length > limit:
         raise BodyTooLarge(f"JSON bodies are limited to {limit} bytes")
-    raw = await request.content.read(limit + 1)
-    if len(raw) > limit:
-        raise BodyTooLarge(f"JSON bodies are limited to {limit} bytes")
+    raw = await _read_at_most(request, limit)
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -59,6 +57,20 @@ async def json_body(
     if missing:
         raise InvalidField(f"missing field(s): {', '.join(missing)}", fields=missing)
     return data
+
+
+async def _read_at_most(request: web.Request, limit: int) -> bytes:
+    """The whole body, or :class:`BodyTooLarge` as soon as it passes ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.read(limit + 1 - size)  # may return less: loop to EOF
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"JSON bodies are limited to {limit} bytes")
+        chunks.append(chunk)
 
 
 def text_field(
