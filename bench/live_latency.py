@@ -1,6 +1,7 @@
 """Mouth-to-ear delay of a live session, measured with timed tone bursts.
 
     .venv/bin/python bench/live_latency.py [--bursts 20] [--interval 1.0]
+    .venv/bin/python bench/live_latency.py --listeners 10,30   # server CPU per WebRTC listener
 
 A real server (in process, on a loopback port, its own temporary data directory) and three peers:
 
@@ -24,7 +25,10 @@ import argparse
 import asyncio
 import contextlib
 import fractions
+import itertools
 import json
+import multiprocessing
+import os
 import sys
 import tempfile
 import time
@@ -41,21 +45,22 @@ from av.audio.frame import AudioFrame
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from devices import store  # noqa: E402
-from streaming.webrtc import ice_configuration  # noqa: E402
-from web.app import create_app  # noqa: E402
-from web.keys import SESSIONMAKER  # noqa: E402
-from web.settings import Settings  # noqa: E402
+from devices import store
+from streaming.webrtc import ice_configuration
+from web.app import create_app
+from web.keys import SESSIONMAKER
+from web.settings import Settings
 
 VILLAGE = "goseong-eup-seongnae-ri"
 RATE = 48000
 FRAME = 960  # 20 ms
 BURST_S = 0.2
 THRESHOLD_DBFS = -35.0
+READERS: set[asyncio.Future[None]] = set()  # receiving tasks, kept referenced until the end
 
 
 class BurstTrack(MediaStreamTrack):
-    """A microphone that says "beep" (1 kHz, -12 dBFS, 200 ms) every ``interval_s``, in real time."""
+    """A mic that says "beep" (1 kHz, -12 dBFS, 200 ms) every ``interval_s``, in real time."""
 
     kind = "audio"
 
@@ -148,7 +153,7 @@ async def webrtc_listener(
                     samples = mono(frame)
                     detector.feed(samples, now - samples.size / detector.rate)
 
-        asyncio.ensure_future(read())
+        READERS.add(asyncio.ensure_future(read()))
 
     await pc.setLocalDescription(await pc.createOffer())
     async with http.post(
@@ -281,12 +286,116 @@ async def run(bursts: int, interval_s: float) -> dict[str, Any]:
     }
 
 
+# --- WebRTC listeners per core (shared Opus encoder) ----------------------------------------------
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _serve_child(conn: Any, listeners: int) -> None:
+    asyncio.run(_child_main(conn, listeners))
+
+
+async def _child_main(conn: Any, listeners: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(
+            data_dir=Path(tmp) / "data", log_format="text", log_level="WARNING",
+            quiet_hours="off", webrtc_listeners_per_channel=10_000,
+        )  # fmt: skip
+        app = create_app(settings)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        async with app[SESSIONMAKER]() as session:
+            await store.import_regions_file(session, store.DEMO_REGIONS)
+            admin = await store.create_account(session, "bench", "bench pw 123", "admin", "48820")
+            api = await store.create_api_token(session, admin, "bench")
+            tokens = [
+                (await store.create_listener(session, VILLAGE, f"l{i}", True))[1]
+                for i in range(listeners)
+            ]
+            await session.commit()
+        conn.send({"base": f"http://127.0.0.1:{port}", "api": api.token, "listeners": tokens})
+        await asyncio.get_running_loop().run_in_executor(None, conn.recv)
+        await runner.cleanup()
+
+
+async def scale(counts: list[int], window_s: float) -> dict[str, Any]:
+    """Server CPU with a publisher and N WebRTC listeners of one channel, for each N."""
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_serve_child, args=(child, max(counts)))
+    proc.start()
+    info = await asyncio.get_running_loop().run_in_executor(None, parent.recv)
+    assert proc.pid is not None
+    base, tokens = info["base"], info["listeners"]
+    peers: list[RTCPeerConnection] = []
+    rows = []
+    publisher = RTCPeerConnection(ice_configuration([]))
+    try:
+        async with aiohttp.ClientSession() as http:
+            publisher.addTrack(BurstTrack(0.5, 100_000, lead_s=0.0))
+            await publisher.setLocalDescription(await publisher.createOffer())
+            async with http.post(
+                f"{base}/api/v1/live/publish",
+                json={"sdp": publisher.localDescription.sdp, "type": "offer",
+                      "targets": {"villages": [VILLAGE]}, "title": "scale bench"},
+                headers={"Authorization": f"Bearer {info['api']}"},
+            ) as resp:  # fmt: skip
+                body = await resp.json()
+            await publisher.setRemoteDescription(RTCSessionDescription(body["sdp"], body["type"]))
+            for n in sorted(set([0, *counts])):
+                while len(peers) < n:
+                    detector = OnsetDetector(RATE)
+                    peers.append(await webrtc_listener(http, base, tokens[len(peers)], detector))
+                await asyncio.sleep(3.0)  # settle
+                before, t0 = _cpu_s(proc.pid), time.monotonic()
+                await asyncio.sleep(window_s)
+                used = (_cpu_s(proc.pid) - before) / (time.monotonic() - t0)
+                rows.append({"listeners": n, "server_cpu_cores": round(used, 3)})
+    finally:
+        for pc in peers:
+            await pc.close()
+        await publisher.close()
+        parent.send("stop")
+        proc.join(30)
+    # Marginal cost between consecutive counts: the channel's one decode + Opus encode is paid
+    # once, by the first listener; every further listener costs only RTP packetizing and SRTP.
+    for prev, row in itertools.pairwise(rows):
+        per = (row["server_cpu_cores"] - prev["server_cpu_cores"]) / (
+            row["listeners"] - prev["listeners"]
+        )
+        row["cpu_per_listener"] = round(per, 5)
+        row["listeners_per_core"] = round(1 / per) if per > 0 else None
+    return {"rows": rows}
+
+
 def main() -> None:
     """Run the benchmark and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bursts", type=int, default=20)
     parser.add_argument("--interval", type=float, default=1.0)
+    parser.add_argument(
+        "--listeners", default="", help="e.g. 10,30: measure server CPU per WebRTC listener instead"
+    )
+    parser.add_argument("--window", type=float, default=10.0, help="CPU sampling window (s)")
     args = parser.parse_args()
+    if args.listeners:
+        counts = [int(n) for n in args.listeners.split(",")]
+        scaled = asyncio.run(scale(counts, args.window))
+        print(f"{'listeners':>10}{'server cores':>14}{'cpu/listener':>14}{'per core':>10}")
+        for row in scaled["rows"]:
+            print(
+                f"{row['listeners']:>10}{row['server_cpu_cores']:>14}"
+                f"{row.get('cpu_per_listener', ''):>14}{row.get('listeners_per_core') or '':>10}"
+            )
+        print(json.dumps(scaled))
+        return
     result = asyncio.run(run(args.bursts, args.interval))
     print(f"bursts sent: {result['bursts_sent']}")
     print(f"{'path':<24}{'n':>4}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}")

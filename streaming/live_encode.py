@@ -185,6 +185,8 @@ class SessionOutput:
 
     def push_frame(self, frame: AudioFrame) -> None:
         """Encode a PCM frame (once) and send the result everywhere."""
+        if self.closed:
+            return  # frames still in flight after the session ended
         if self._encoder is None:
             self._encoder = Mp3Encoder()
         self.push_mp3(self._encoder.encode(frame))
