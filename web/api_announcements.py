@@ -8,8 +8,10 @@ import unicodedata
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import BadHttpMessage
 
 from devices import policy
 from devices import store as dstore
@@ -134,6 +136,8 @@ async def create_announcement(request: web.Request) -> web.Response:
     service = request.app[INGEST]
     if request.content_type == "multipart/form-data":
         announcement_id = await _upload(request, account, service)
+    elif request.content_type == "application/x-www-form-urlencoded":
+        raise InvalidField("file is required (send multipart/form-data)", field="file")
     else:
         data = await json_body(request, allowed=("title", "text"), required=("title", "text"))
         title = text_field(data, "title", max_len=MAX_TITLE)
@@ -156,6 +160,9 @@ def safe_display_name(name: str | None) -> str | None:
     """A client's file name reduced to a harmless label (shown only; never used as a path)."""
     if not name:
         return None
+    if re.search(r"%[0-9A-Fa-f]{2}", name):  # some clients percent-encode non-ASCII names
+        with contextlib.suppress(UnicodeDecodeError):
+            name = unquote(name, errors="strict")
     name = unicodedata.normalize("NFC", name)
     name = re.split(r"[/\\]", name)[-1]
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip(" .")
@@ -171,7 +178,7 @@ async def _upload(request: web.Request, account: Account, service: IngestService
     saved: Path | None = None
     original_name: str | None = None
     try:
-        while (part := await reader.next()) is not None:
+        while (part := await _next_part(reader)) is not None:
             if not isinstance(part, BodyPartReader):
                 raise InvalidField("nested multipart bodies are not accepted")
             if part.name == "title":
@@ -205,6 +212,14 @@ async def _upload(request: web.Request, account: Account, service: IngestService
         if saved is not None:
             saved.unlink(missing_ok=True)
         raise
+
+
+async def _next_part(reader: MultipartReader) -> Any:
+    """The next form part; a malformed one (e.g. control characters in its headers) is a 422."""
+    try:
+        return await reader.next()
+    except (BadHttpMessage, ValueError) as exc:
+        raise InvalidField(f"malformed multipart body: {type(exc).__name__}") from None
 
 
 async def _receive(part: BodyPartReader, path: Path, limit: int) -> None:
