@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -80,3 +88,49 @@ async def other_district_village(client: Any) -> str:
         tree = await store.load_tree(session)
     district = tree.of_kind("district")[1]
     return tree.children(district.code)[0].code
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def venv_bin(name: str) -> str:
+    """A program of the venv that runs the tests (``villagecast``, ``python``)."""
+    return str(Path(sys.executable).parent / name)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without any VILLAGECAST_ variable, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VILLAGECAST_")}
+    env.update(extra)
+    return env
+
+
+def wait_healthy(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 90.0) -> None:
+    """Wait until ``/healthz`` answers on the port (fails early when the server exits)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError("server did not become healthy")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> int:
+    """Stop a server we started (SIGINT, then SIGKILL) and return its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    return int(proc.returncode)
