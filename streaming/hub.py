@@ -48,7 +48,7 @@ class ChannelHub:
         *,
         burst_s: float = 0.5,
         listener_backlog_s: float = 4.0,
-        tick_frames: int = 5,
+        tick_frames: int = 10,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:

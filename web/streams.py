@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -38,6 +39,12 @@ OGG = web.AppKey("ogg_streams", OggStreams)
 HLS = web.AppKey("hls_streams", HlsStreams)
 _RUNNER = web.AppKey("hub_runner", asyncio.Task[None])
 _REAPER = web.AppKey("hls_reaper", asyncio.Task[None])
+_CLIENTS = web.AppKey("stream_clients", dict[str, tuple[float, Device | Listener]])
+
+# A stream token, once checked, is trusted this long without another database query, so that a
+# crowd reconnecting at once costs no query each (a revoked token can open streams this long).
+CLIENT_CACHE_S = 5.0
+CLIENT_CACHE_SIZE = 20_000
 
 # Kernel send buffer of a stream socket (Linux doubles it): ~2 s of 64 kbps audio, so that a
 # stalled client's backlog shows up in the transport soon and is bounded by listener_backlog_s.
@@ -48,6 +55,21 @@ class RawStreamResponse(web.StreamResponse):
     """An endless body without chunked framing or length, as Icecast sends it; ends on close."""
 
     _length_check = False
+
+
+async def _client(request: web.Request) -> Device | Listener:
+    """The device or listener of the request's token, from a short-lived cache when possible."""
+    token = stream_token(request)
+    cache = request.app[_CLIENTS]
+    now = time.monotonic()
+    if token is not None and (hit := cache.get(token)) is not None and hit[0] > now:
+        return hit[1]
+    client = await stream_client(request)
+    if token is not None:
+        if len(cache) >= CLIENT_CACHE_SIZE:
+            cache.clear()
+        cache[token] = (now + CLIENT_CACHE_S, client)
+    return client
 
 
 async def _village_of(request: web.Request, client: Device | Listener) -> str:
@@ -100,7 +122,7 @@ async def _presence(request: web.Request, device: Device, online: bool) -> None:
 
 async def live_mp3(request: web.Request) -> web.StreamResponse:
     """The village channel as a continuous Icecast-compatible MP3 stream."""
-    client = await stream_client(request)
+    client = await _client(request)
     village = await _village_of(request, client)
     name_ko, name_en = await _names(request, village)
     want_meta = request.headers.get("Icy-MetaData", "").strip() == "1"
@@ -152,7 +174,7 @@ async def live_mp3(request: web.Request) -> web.StreamResponse:
 
 async def live_ogg(request: web.Request) -> web.StreamResponse:
     """The village channel as Ogg/Opus (one encoder per channel while anyone listens)."""
-    client = await stream_client(request)
+    client = await _client(request)
     village = await _village_of(request, client)
     name_ko, name_en = await _names(request, village)
     headers = {
@@ -185,7 +207,7 @@ async def live_ogg(request: web.Request) -> web.StreamResponse:
 
 async def hls_playlist(request: web.Request) -> web.Response:
     """The live HLS playlist of a village (segment URIs carry the token)."""
-    client = await stream_client(request)
+    client = await _client(request)
     village = await _village_of(request, client)
     text = await request.app[HLS].playlist(village)
     return web.Response(
@@ -197,7 +219,7 @@ async def hls_playlist(request: web.Request) -> web.Response:
 
 async def hls_segment(request: web.Request) -> web.FileResponse:
     """One HLS segment (MPEG-TS, AAC)."""
-    client = await stream_client(request)
+    client = await _client(request)
     village = await _village_of(request, client)
     path = request.app[HLS].segment(village, request.match_info["segment"])
     return web.FileResponse(
@@ -207,7 +229,7 @@ async def hls_segment(request: web.Request) -> web.FileResponse:
 
 async def live_m3u(request: web.Request) -> web.Response:
     """A playlist file that opens the village's MP3 stream in any player."""
-    client = await stream_client(request)
+    client = await _client(request)
     village = await _village_of(request, client)
     name_ko, _ = await _names(request, village)
     base = request.app[SETTINGS].public_url.rstrip("/") or str(request.url.origin())
@@ -243,6 +265,7 @@ def setup(app: web.Application) -> None:
     app[OGG] = OggStreams(hub, settings.listener_backlog_s)
     app[HLS] = HlsStreams(hub, settings.data_dir / "hls", settings.hls_segment_s)
     app[_REGIONS] = {}
+    app[_CLIENTS] = {}
     app.cleanup_ctx.append(_hub_ctx)
     app.on_shutdown.append(_close_streams)
     metrics = app[METRICS]
