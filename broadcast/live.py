@@ -30,7 +30,7 @@ from recordings.models import Announcement
 from streaming.items import Priority
 
 from . import store
-from .dispatcher import DispatcherConfig
+from .dispatcher import ITEM_ID, DispatcherConfig
 from .errors import EmptyTarget, InQuietHours
 from .models import Broadcast, Occurrence
 from .priority import priority_name
@@ -39,6 +39,7 @@ from .quiet import QuietHours, decide_quiet
 __all__ = [
     "LiveBroadcast",
     "abandon",
+    "add_listeners",
     "attach_recording",
     "drop_placeholder",
     "start_live_broadcast",
@@ -184,3 +185,14 @@ async def abandon(session: AsyncSession, live: LiveBroadcast) -> None:
     await session.execute(delete(Broadcast).where(Broadcast.id == live.broadcast_id))
     await session.execute(delete(Announcement).where(Announcement.id == live.placeholder_id))
     await session.flush()
+
+
+async def add_listeners(session: AsyncSession, item_id: str, listener_ids: set[int]) -> None:
+    """Residents who heard an item outside the MP3 stream (WebRTC): add them to its report."""
+    match = ITEM_ID.match(item_id)
+    if match is None:
+        return
+    occ = await session.get(Occurrence, int(match[2]))
+    if occ is not None:
+        occ.listener_ids = sorted(set(occ.listener_ids or ()) | listener_ids)
+        await session.flush()

@@ -34,10 +34,10 @@ from broadcast.dispatcher import DispatcherConfig
 from broadcast.quiet import QuietHours
 from devices import store
 from devices.errors import InvalidField, NotFoundError, VillagecastError
-from devices.models import Account
+from devices.models import Account, Listener
 from devices.targets import Targets
 from streaming.errors import WrongVillage
-from streaming.items import PlayItem, Priority
+from streaming.items import ItemReport, PlayItem, Priority
 from streaming.live_encode import SessionOutput, SourceTranscoder
 from streaming.source_client import (
     CONTINUE,
@@ -71,7 +71,7 @@ log = logging.getLogger(__name__)
 GATHER_TIMEOUT_S = 2.5  # ICE gathering (no trickle): never wait longer
 PUBLISH_IDLE_S = 3.0  # no audio frames for this long: the publisher is gone
 SOURCE_IDLE_S = 10.0  # a source client that sends nothing for this long is gone
-INGEST_WAIT_S = 0.0  # the session's end does not wait for the archive
+LISTENERS_WRITE_DELAY_S = 0.5  # after an item's end report, before adding WebRTC listeners
 
 
 class UnknownSession(NotFoundError):
@@ -134,6 +134,9 @@ class LiveService:
         self.sessions: dict[int, LiveSession] = {}
         self.channels: dict[str, ChannelListen] = {}
         self.listen_peers: set[RTCPeerConnection] = set()
+        # WebRTC listeners (resident ids) per village now, and who heard each playing item.
+        self.rtc_listeners: dict[str, dict[RTCPeerConnection, int]] = {}
+        self.heard: dict[str, set[int]] = {}
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -284,7 +287,9 @@ class LiveService:
 
     # --- WebRTC listeners ------------------------------------------------------------------------
 
-    async def listen(self, village: str, sdp: str, kind: str) -> str:
+    async def listen(
+        self, village: str, sdp: str, kind: str, listener_id: int | None = None
+    ) -> str:
         """A WebRTC listener of a village channel: the answer SDP."""
         channel = self.channels.get(village)
         if channel is None:
@@ -302,10 +307,16 @@ class LiveService:
         sender = pc.addTrack(track)
         _prefer_opus(pc, sender)
         self.listen_peers.add(pc)
+        if listener_id is not None:
+            self.rtc_listeners.setdefault(village, {})[pc] = listener_id
+            playing = self.app[streams.HUB].now_playing(village)
+            if playing is not None and playing.item_id in self.heard:
+                self.heard[playing.item_id].add(listener_id)
 
         async def closed() -> None:
             track.stop()
             self.listen_peers.discard(pc)
+            self.rtc_listeners.get(village, {}).pop(pc, None)
             await pc.close()
             self._release(village)
 
@@ -320,6 +331,26 @@ class LiveService:
             await closed()
             raise
         return add_public_candidates(answer.sdp, self.public_address)
+
+    def on_report(self, report: ItemReport) -> None:
+        """Note the WebRTC listeners who heard each item, for its broadcast's report."""
+        now = set(self.rtc_listeners.get(report.village, {}).values())
+        if report.event == "started":
+            self.heard[report.item_id] = now
+            return
+        ids = self.heard.pop(report.item_id, set()) | now
+        if ids and report.broadcast_id is not None:
+            self.spawn(self._record_listeners(report.item_id, ids))
+
+    async def _record_listeners(self, item_id: str, ids: set[int]) -> None:
+        # Let the dispatcher write the item's end report first: both merge into the same row.
+        await asyncio.sleep(LISTENERS_WRITE_DELAY_S)
+        try:
+            async with self.app[SESSIONMAKER]() as db:
+                await live_broadcast.add_listeners(db, item_id, ids)
+                await db.commit()
+        except Exception:
+            log.exception("could not record the WebRTC listeners of %s", item_id)
 
     def _release(self, village: str) -> None:
         channel = self.channels.get(village)
@@ -433,7 +464,8 @@ async def listen(request: web.Request) -> web.Response:
     data = await json_body(request, allowed=("sdp", "type"), required=("sdp", "type"))
     if not isinstance(data["sdp"], str) or not isinstance(data["type"], str):
         raise InvalidField("sdp and type must be strings", field="sdp")
-    answer = await request.app[LIVE].listen(village, data["sdp"], data["type"])
+    listener_id = client.id if isinstance(client, Listener) else None
+    answer = await request.app[LIVE].listen(village, data["sdp"], data["type"], listener_id)
     return web.json_response({"sdp": answer, "type": "answer"})
 
 
@@ -523,7 +555,8 @@ async def _live_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def setup(app: web.Application) -> None:
     """Register the live routes and the live service."""
-    app[LIVE] = LiveService(app)
+    app[LIVE] = service = LiveService(app)
+    app[streams.HUB].add_report_listener(service.on_report)
     app.cleanup_ctx.append(_live_ctx)
     app.router.add_post("/api/v1/live/publish", publish)
     app.router.add_get("/api/v1/live/sessions", sessions)

@@ -227,6 +227,18 @@ async def test_publish_reaches_targeted_speakers_and_webrtc_listeners_then_the_a
     body = await resp.json()
     assert body["status"] == "ready"
     assert body["duration_s"] >= spoken_s
+    resp = await client.get(f"/api/v1/broadcasts/{data['broadcast_id']}", headers=admin_headers)
+    assert resp.status == 200
+    report = await resp.json()
+    assert report["status"] == "done"
+    assert report["report"]["totals"]["reached"] == 1  # the speaker box heard all of it
+    for _ in range(30):  # the WebRTC listeners are written shortly after the item's end report
+        resp = await client.get(f"/api/v1/broadcasts/{data['broadcast_id']}", headers=admin_headers)
+        village = (await resp.json())["report"]["villages"][0]
+        if village["listeners"]["live"]:
+            break
+        await asyncio.sleep(0.2)
+    assert [r["nickname"] for r in village["listeners"]["live"]] == ["주민"]
 
 
 async def test_publish_is_refused_outside_the_accounts_region(
