@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from . import errors
 from .models import (
@@ -523,7 +524,7 @@ async def list_listeners(
     offset: int = 0,
 ) -> tuple[list[Listener], int]:
     """A page of listeners (newest first) and the total."""
-    cond = []
+    cond: list[ColumnElement[bool]] = []
     if villages is not None:
         cond.append(Listener.village_code.in_(list(villages)))
     if status is not None:
@@ -566,7 +567,7 @@ async def list_audit(
     action: str | None = None,
 ) -> tuple[list[AuditEntry], int]:
     """A page of audit entries (newest first) and the total, optionally within some regions."""
-    cond = []
+    cond: list[ColumnElement[bool]] = []
     if regions is not None:
         cond.append(AuditEntry.region_code.in_(list(regions)))
     if action:

@@ -17,8 +17,8 @@ SESSION_COOKIE = "vc_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-_ACCOUNT = web.RequestKey("vc_account", Account | None)  # type: ignore[arg-type]
-_STREAM_CLIENT = web.RequestKey("vc_stream_client", Device | Listener)  # type: ignore[arg-type]
+_ACCOUNT: web.RequestKey[Account | None] = web.RequestKey("vc_account")
+_STREAM_CLIENT: web.RequestKey[Device | Listener] = web.RequestKey("vc_stream_client")
 
 
 class CsrfFailed(ForbiddenError):

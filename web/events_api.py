@@ -26,7 +26,7 @@ from .keys import EVENTS, SESSIONMAKER
 
 __all__ = ["accepts_for_village", "events", "setup"]
 
-SOCKETS = web.AppKey("event_sockets", weakref.WeakSet[web.WebSocketResponse])
+SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("event_sockets")
 QUEUE_SIZE = 256
 
 Accept = Callable[[Event], bool]
@@ -111,7 +111,8 @@ async def events(request: web.Request) -> web.WebSocketResponse:
 
 
 async def _close_sockets(app: web.Application) -> None:
-    for ws in list(app[SOCKETS]):
+    sockets: weakref.WeakSet[web.WebSocketResponse] = app[SOCKETS]
+    for ws in list(sockets):
         await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
 
 

@@ -24,7 +24,17 @@ class JsonFormatter(logging.Formatter):
         rid = request_id_var.get()
         if rid:
             data["request_id"] = rid
-        for key in ("event", "village", "broadcast_id", "device_id", "announcement_id"):
+        for key in (
+            "event",
+            "village",
+            "broadcast_id",
+            "device_id",
+            "announcement_id",
+            "method",
+            "path",
+            "status",
+            "duration_ms",
+        ):
             if hasattr(record, key):
                 data[key] = getattr(record, key)
         if record.exc_info:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,6 +17,14 @@ from devices import errors as E
 from .logs import request_id_var
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("villagecast.access")
+_RID_OK = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def _request_id(header: str) -> str:
+    """The client's X-Request-Id when it is safe to log and echo; otherwise a fresh one."""
+    return header if _RID_OK.match(header) else uuid.uuid4().hex[:16]
+
 
 PROBLEM_TYPE = "application/problem+json"
 
@@ -122,7 +132,11 @@ def from_error(exc: E.VillagecastError, request: web.Request | None = None) -> w
         slug=_slug(type(exc)),
         request=request,
         headers=headers,
-        **{k: v for k, v in exc.extra.items() if isinstance(v, str | int | float | bool | list | dict)},
+        **{
+            k: v
+            for k, v in exc.extra.items()
+            if isinstance(v, str | int | float | bool | list | dict)
+        },
     )
 
 
@@ -131,33 +145,55 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn every error into a problem response; never show a traceback."""
-    rid = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex[:16]
+    """Turn every error into a problem response; never show a traceback. Logs each request."""
+    rid = _request_id(request.headers.get("X-Request-Id", ""))
     token = request_id_var.set(rid)
+    started = time.perf_counter()
+    status = 499  # the client went away (or the task was cancelled) before an answer
     try:
-        response = await handler(request)
-    except E.VillagecastError as exc:
-        response = from_error(exc, request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        if exc.content_type == PROBLEM_TYPE:
-            response = web.Response(
-                status=exc.status, body=exc.body, content_type=PROBLEM_TYPE, headers=_keep(exc)
-            )
-        else:
-            detail = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else ""
-            response = problem(exc.status, detail=detail, request=request, headers=_keep(exc))
-    except (ConnectionResetError, web.HTTPClientError) as exc:  # client went away mid-response
-        raise exc
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        response = problem(500, detail="Unexpected error; it has been logged.", request=request)
+        response = await _answer(request, handler)
+        status = response.status
+    except web.HTTPException as exc:  # a redirect or other non-error status: aiohttp sends it
+        status = exc.status
+        raise
     finally:
+        access_log.info(
+            "%s %s %s",
+            request.method,
+            request.path,
+            status,
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
         request_id_var.reset(token)
     if not response.prepared:
         response.headers["X-Request-Id"] = rid
     return response
+
+
+async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except E.VillagecastError as exc:
+        return from_error(exc, request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        if exc.content_type == PROBLEM_TYPE:
+            return web.Response(
+                status=exc.status, body=exc.body, content_type=PROBLEM_TYPE, headers=_keep(exc)
+            )
+        detail = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else ""
+        return problem(exc.status, detail=detail, request=request, headers=_keep(exc))
+    except ConnectionResetError:  # the client went away mid-response: nothing to answer
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return problem(500, detail="Unexpected error; it has been logged.", request=request)
 
 
 def _keep(exc: web.HTTPException) -> dict[str, str]:

@@ -58,20 +58,20 @@ class Metrics:
         ]
         for (method, route), counts in sorted(self.latency.items()):
             labels = f'method="{method}",route="{_esc(route)}"'
-            for bound, n in zip(BUCKETS, counts, strict=False):
+            for bound, hits in zip(BUCKETS, counts, strict=False):
                 lines.append(
-                    f'villagecast_http_request_seconds_bucket{{{labels},le="{bound}"}} {n:g}'
+                    f'villagecast_http_request_seconds_bucket{{{labels},le="{bound}"}} {hits:g}'
                 )
             lines.append(
                 f'villagecast_http_request_seconds_bucket{{{labels},le="+Inf"}} {counts[-1]:g}'
             )
             lines.append(f"villagecast_http_request_seconds_count{{{labels}}} {counts[-1]:g}")
-            total = self.latency_sum[(method, route)]
-            lines.append(f"villagecast_http_request_seconds_sum{{{labels}}} {total:.6f}")
+            seconds = self.latency_sum[(method, route)]
+            lines.append(f"villagecast_http_request_seconds_sum{{{labels}}} {seconds:.6f}")
         for name, (help_, read) in sorted(self.gauges.items()):
             lines += [f"# HELP {name} {help_}", f"# TYPE {name} gauge"]
-            for labels, value in read():
-                lab = ",".join(f'{k}="{_esc(v)}"' for k, v in sorted(labels.items()))
+            for gauge_labels, value in read():
+                lab = ",".join(f'{k}="{_esc(v)}"' for k, v in sorted(gauge_labels.items()))
                 lines.append(f"{name}{{{lab}}} {value:g}" if lab else f"{name} {value:g}")
         return "\n".join(lines) + "\n"
 

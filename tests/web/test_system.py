@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from typing import Any
 
@@ -14,6 +15,7 @@ from devices import store
 from web import openapi
 from web.app import create_app
 from web.keys import EVENTS, SESSIONMAKER
+from web.logs import JsonFormatter
 from web.settings import Settings
 
 VILLAGE = "goseong-eup-seongnae-ri"
@@ -167,3 +169,37 @@ async def test_a_client_that_stops_reading_never_delays_publishing_or_others(
     await fast.close()
     await asyncio.sleep(0)
     assert bus.subscriber_count == 0
+
+
+class ListHandler(logging.Handler):
+    """Formats each record at once (as a stream handler would) and keeps the line."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+        self.setFormatter(JsonFormatter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+async def test_each_request_is_logged_as_json_with_its_request_id(client: Any) -> None:
+    handler = ListHandler()
+    logger = logging.getLogger("villagecast.access")
+    logger.addHandler(handler)
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        await client.get("/api/v1/regions/nowhere", headers={"X-Request-Id": "req-42"})
+        await client.get("/healthz", headers={"X-Request-Id": "bad id <script>"})
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    first, second = (json.loads(line) for line in handler.lines[-2:])
+    assert first["request_id"] == "req-42"
+    assert first["method"] == "GET"
+    assert first["path"] == "/api/v1/regions/nowhere"
+    assert first["status"] == 404
+    assert first["duration_ms"] >= 0
+    assert second["request_id"] != "bad id <script>"  # unsafe ids are replaced, never logged
+    assert len(second["request_id"]) == 16
