@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := ffmpeg espeak-ng
+APT_PACKAGES := ffmpeg espeak-ng python3-venv
 TEST_APT_PACKAGES := chromium fonts-noto-cjk icecast2
 
 .PHONY: run test lint venv system-deps test-system-deps bench clean
