@@ -140,10 +140,15 @@ async def delete_announcement(session: AsyncSession, announcement_id: int) -> No
     await session.execute(delete(Announcement).where(Announcement.id == announcement_id))
 
 
-async def paths_in_use(session: AsyncSession) -> set[str]:
-    """Archive-relative paths referenced by any announcement or rendition."""
+async def paths_in_use(session: AsyncSession, exclude: Iterable[int] = ()) -> set[str]:
+    """Archive-relative paths referenced by any announcement (but ``exclude``) or rendition."""
+    skip = list(exclude)
     originals = await session.scalars(
-        select(Announcement.original_path).where(Announcement.original_path.is_not(None))
+        select(Announcement.original_path).where(
+            Announcement.original_path.is_not(None), Announcement.id.not_in(skip)
+        )
     )
-    renditions = await session.scalars(select(Rendition.path))
+    renditions = await session.scalars(
+        select(Rendition.path).where(Rendition.announcement_id.not_in(skip))
+    )
     return {p for p in originals.all() if p} | set(renditions.all())
