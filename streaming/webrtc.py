@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 OPUS_RATE_HZ = 48000
 OPUS_FRAME_SAMPLES = 960  # 20 ms
 OPUS_TIME_BASE = fractions.Fraction(1, OPUS_RATE_HZ)
+MAX_LATE_S = 0.1  # a packet this late re-anchors the pacing clock (a stall, a gap)
+MAX_AHEAD_S = 0.5  # nor is a packet held back longer than this
 
 
 class NotAnOffer(LiveError, InvalidError):
@@ -305,7 +307,12 @@ class PacketTrack(MediaStreamTrack):
 
 
 class OpusFanout:
-    """One channel's Opus encoder: PCM in once, the same packets out to every listener's track."""
+    """One channel's Opus encoder: PCM in once, the same packets out to every listener's track.
+
+    The channel hands over audio in ticks (a quarter of a second of frames at once); packets are
+    released to the listeners at their real-time pace, so no listener's jitter buffer has to
+    swallow bursts (and no short queue overflows).
+    """
 
     def __init__(self, bitrate_bps: int = 48000) -> None:
         self._codec = av.CodecContext.create("libopus", "w")
@@ -321,6 +328,9 @@ class OpusFanout:
         self.tracks: set[PacketTrack] = set()
         self._samples = 0  # pts of the next frame, in samples
         self._clock_origin: float | None = None
+        self._pending: deque[Packet] = deque()
+        self._anchor: float | None = None  # monotonic time at which pts 0 is due
+        self._timer: asyncio.TimerHandle | None = None
         self.packets = 0
 
     def add_listener(self, max_packets: int = 10) -> PacketTrack:
@@ -346,11 +356,34 @@ class OpusFanout:
             for packet in self._codec.encode(chunk):
                 packet.time_base = OPUS_TIME_BASE
                 self.packets += 1
-                for track in list(self.tracks):
-                    track.put(packet)
+                self._pending.append(packet)
+        self._release()
+
+    def _release(self) -> None:
+        """Send every packet that is due; come back when the next one is."""
+        self._timer = None
+        now = time.monotonic()
+        while self._pending:
+            packet = self._pending[0]
+            pts_s = (packet.pts or 0) / OPUS_RATE_HZ
+            if self._anchor is None or self._anchor + pts_s < now - MAX_LATE_S:
+                self._anchor = now - pts_s  # first packet, or after a stall: due now
+            elif self._anchor + pts_s > now + MAX_AHEAD_S:
+                self._anchor = now + MAX_AHEAD_S - pts_s  # never hold audio back for long
+            due = self._anchor + pts_s
+            if due > now + 0.005:
+                self._timer = asyncio.get_running_loop().call_later(due - now, self._release)
+                return
+            self._pending.popleft()
+            for track in list(self.tracks):
+                track.put(packet)
 
     def close(self) -> None:
         """End every listener's track."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._pending.clear()
         for track in list(self.tracks):
             track.stop()
 

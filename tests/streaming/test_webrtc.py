@@ -198,3 +198,33 @@ async def test_listeners_share_one_opus_encoder(loopback_ice: None) -> None:
             task.cancel()
         for pc in clients + servers:
             await pc.close()
+
+
+async def test_a_burst_of_channel_audio_is_released_at_real_time_pace() -> None:
+    """The channel hands over 240 ms at once; listeners get it spread over 240 ms."""
+    fanout = OpusFanout()
+    track = fanout.add_listener(max_packets=100)
+    got: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def read() -> None:
+        while True:
+            await track.recv()
+            got.append(loop.time())
+
+    reader = asyncio.create_task(read())
+    try:
+        t = np.arange(960 * 12) / 48000
+        samples = (0.25 * 32767 * np.sin(2 * np.pi * 440 * t)).astype("<i2")
+        frame = AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = 48000
+        start = loop.time()
+        fanout.push_pcm(frame)
+        await asyncio.sleep(0.5)
+        assert len(got) >= 10
+        assert got[0] - start < 0.05
+        assert got[-1] - start > 0.15  # spread out, not all at once
+        assert track.dropped == 0
+    finally:
+        reader.cancel()
+        fanout.close()
