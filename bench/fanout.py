@@ -79,8 +79,10 @@ def raise_nofile() -> None:
 # --------------------------------------------------------------------------- villagecast server
 
 
-async def serve(port: int, data_dir: Path, mp3: Path, devices_per_village: int) -> None:
+async def serve(port: int, data_dir: Path, mp3: Path | None, device_count: int) -> None:
     """The villagecast side: a real app whose channel loops the bench MP3 (``--serve``).
+
+    ``device_count`` speaker boxes are registered round-robin over the other villages.
 
     Prints ``ready <listener token>`` then, per line, the device tokens as ``device <village>
     <token>``. Reads commands on stdin: ``offer-all <mp3>`` offers one item to every village
@@ -109,10 +111,11 @@ async def serve(port: int, data_dir: Path, mp3: Path, devices_per_village: int) 
 
         villages = list(await session.scalars(select(Region.code).where(Region.kind == "village")))
         devices: list[tuple[str, str]] = []
-        for village in villages:
-            for n in range(devices_per_village):
-                issued = await store.create_device(session, village, f"bench-{n}")
-                devices.append((village, issued.token))
+        others = [v for v in villages if v != VILLAGE]
+        for n in range(device_count):
+            village = others[n % len(others)]
+            issued = await store.create_device(session, village, f"bench-{n}")
+            devices.append((village, issued.token))
         await session.commit()
     hub = app[HUB]
     counter = iter(range(1, 1_000_000))
@@ -120,10 +123,12 @@ async def serve(port: int, data_dir: Path, mp3: Path, devices_per_village: int) 
     def loop_item(report: ItemReport | None = None) -> None:
         # one item always waits in the queue, so the channel plays the file back to back
         if report is None or (report.village == VILLAGE and report.event == "started"):
+            assert mp3 is not None
             hub.offer(PlayItem(f"loop-{next(counter)}", VILLAGE, "bench loop", (mp3,)))
 
-    hub.add_report_listener(loop_item)
-    loop_item()
+    if mp3 is not None:
+        hub.add_report_listener(loop_item)
+        loop_item()
     print("ready", token, flush=True)
     for village, dev_token in devices:
         print("device", village, dev_token, flush=True)
@@ -145,12 +150,12 @@ async def serve(port: int, data_dir: Path, mp3: Path, devices_per_village: int) 
 class Villagecast:
     """A villagecast server process for the benches."""
 
-    def __init__(self, mp3: Path, devices_per_village: int = 0) -> None:
+    def __init__(self, mp3: Path | None, device_count: int = 0) -> None:
         self.port = free_port()
         self.tmp = Path(tempfile.mkdtemp(prefix="vc-bench-"))
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve", str(self.port), str(self.tmp), str(mp3),
-             str(devices_per_village)],
+            [sys.executable, __file__, "--serve", str(self.port), str(self.tmp), str(mp3 or "-"),
+             str(device_count)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
         )  # fmt: skip
         assert self.proc.stdout is not None
@@ -312,8 +317,8 @@ def main() -> int:
     parser.add_argument("--serve", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        port, data_dir, mp3, per_village = args.serve
-        asyncio.run(serve(int(port), Path(data_dir), Path(mp3), int(per_village)))
+        port, data_dir, mp3, count = args.serve
+        asyncio.run(serve(int(port), Path(data_dir), None if mp3 == "-" else Path(mp3), int(count)))
         return 0
     raise_nofile()
     tmp = Path(tempfile.mkdtemp(prefix="fanout-bench-"))

@@ -40,6 +40,7 @@ HLS = web.AppKey("hls_streams", HlsStreams)
 _RUNNER = web.AppKey("hub_runner", asyncio.Task[None])
 _REAPER = web.AppKey("hls_reaper", asyncio.Task[None])
 _CLIENTS = web.AppKey("stream_clients", dict[str, tuple[float, Device | Listener]])
+_INFLIGHT = web.AppKey("stream_client_lookups", dict[str, "asyncio.Future[Device | Listener]"])
 
 # A stream token, once checked, is trusted this long without another database query, so that a
 # crowd reconnecting at once costs no query each (a revoked token can open streams this long).
@@ -60,15 +61,21 @@ class RawStreamResponse(web.StreamResponse):
 async def _client(request: web.Request) -> Device | Listener:
     """The device or listener of the request's token, from a short-lived cache when possible."""
     token = stream_token(request)
+    if token is None:
+        return await stream_client(request)
     cache = request.app[_CLIENTS]
-    now = time.monotonic()
-    if token is not None and (hit := cache.get(token)) is not None and hit[0] > now:
+    if (hit := cache.get(token)) is not None and hit[0] > time.monotonic():
         return hit[1]
-    client = await stream_client(request)
-    if token is not None:
-        if len(cache) >= CLIENT_CACHE_SIZE:
-            cache.clear()
-        cache[token] = (now + CLIENT_CACHE_S, client)
+    # a crowd with one token arriving at once waits for one query, not one query each
+    inflight = request.app[_INFLIGHT]
+    pending = inflight.get(token)
+    if pending is None:
+        pending = inflight[token] = asyncio.ensure_future(stream_client(request))
+        pending.add_done_callback(lambda _: inflight.pop(token, None))
+    client = await asyncio.shield(pending)
+    if len(cache) >= CLIENT_CACHE_SIZE:
+        cache.clear()
+    cache[token] = (time.monotonic() + CLIENT_CACHE_S, client)
     return client
 
 
@@ -266,6 +273,7 @@ def setup(app: web.Application) -> None:
     app[HLS] = HlsStreams(hub, settings.data_dir / "hls", settings.hls_segment_s)
     app[_REGIONS] = {}
     app[_CLIENTS] = {}
+    app[_INFLIGHT] = {}
     app.cleanup_ctx.append(_hub_ctx)
     app.on_shutdown.append(_close_streams)
     metrics = app[METRICS]
