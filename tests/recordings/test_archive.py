@@ -1,0 +1,50 @@
+"""The content-addressed archive: stored once, atomically, never outside its root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from recordings.archive import Archive, sha256_file
+
+
+def test_identical_content_is_stored_once(tmp_path: Path) -> None:
+    archive = Archive(tmp_path / "archive")
+    archive.create()
+    first, second = archive.new_incoming(), archive.new_incoming()
+    assert first != second
+    first.write_bytes(b"same audio")
+    second.write_bytes(b"same audio")
+    sha = sha256_file(first)
+    assert archive.store_original(first, sha, "wav") == archive.store_original(second, sha, "wav")
+    assert not first.exists()
+    assert not second.exists()
+    assert [p.name for p in archive.originals.rglob("*.wav")] == [f"{sha}.wav"]
+
+
+def test_renditions_are_named_by_their_content(tmp_path: Path) -> None:
+    archive = Archive(tmp_path / "archive")
+    archive.create()
+    src = archive.work_dir("a1") / "out.mp3"
+    src.write_bytes(b"mp3 bytes")
+    rel, sha, size = archive.store_rendition(src, "mp3")
+    assert rel == f"renditions/{sha[:2]}/{sha}.mp3"
+    assert size == 9
+    assert archive.absolute(rel).read_bytes() == b"mp3 bytes"
+
+
+@pytest.mark.parametrize("rel", ["../x", "/etc/passwd", "originals/../../x"])
+def test_paths_outside_the_archive_are_refused(tmp_path: Path, rel: str) -> None:
+    with pytest.raises(ValueError, match="outside"):
+        Archive(tmp_path / "archive").absolute(rel)
+
+
+def test_clean_scratch_removes_interrupted_work(tmp_path: Path) -> None:
+    archive = Archive(tmp_path / "archive")
+    archive.create()
+    archive.new_incoming().write_bytes(b"partial")
+    (archive.work_dir("a2") / "pcm.f32").write_bytes(b"pcm")
+    assert archive.clean_scratch() == 2
+    assert list(archive.incoming.iterdir()) == []
+    assert list(archive.work.iterdir()) == []
