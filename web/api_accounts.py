@@ -12,12 +12,15 @@ from devices.models import Account, ApiToken, AuditEntry
 
 from .auth import SESSION_COOKIE, current_account, require_account
 from .keys import SESSIONMAKER, SETTINGS
+from .openapi import document
+from .openapi import json_body as body_spec
 from .ratelimit import LOGIN_LIMITER, RateLimiter
 from .validation import iso_time, json_body, page, page_params, path_int, text_field
 
 __all__ = ["account_json", "setup"]
 
 MAX_PASSWORD_LEN = 1024
+ROLE = {"enum": ["admin", "district", "village"]}
 
 
 def account_json(account: Account, tz: str) -> dict[str, Any]:
@@ -68,6 +71,7 @@ def _password(data: dict[str, Any]) -> str:
     return value
 
 
+@document(**body_spec({"username": "string", "password": "string"}))
 async def login(request: web.Request) -> web.Response:
     """Log in with username and password: sets the session cookie, returns the CSRF token."""
     data = await json_body(request, ("username", "password"), ("username", "password"))
@@ -130,6 +134,7 @@ async def logout(request: web.Request) -> web.Response:
     return response
 
 
+@document(**body_spec({"name": "string"}, status=201))
 async def create_token(request: web.Request) -> web.Response:
     """Create a personal API token for scripts and source clients (shown once)."""
     account = await require_account(request)
@@ -174,6 +179,13 @@ async def _require_admin(request: web.Request) -> Account:
     return account
 
 
+@document(
+    **body_spec(
+        {"username": "string", "password": "string", "role": ROLE, "region": "string"},
+        {"display_name": "string"},
+        status=201,
+    )
+)
 async def create_user(request: web.Request) -> web.Response:
     """Create a staff account bound to a region (admins only)."""
     admin = await _require_admin(request)

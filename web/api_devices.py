@@ -16,11 +16,14 @@ from devices.targets import RegionTree
 from . import api_listeners
 from .auth import require_account
 from .keys import EVENTS, SESSIONMAKER, SETTINGS
+from .openapi import document
+from .openapi import json_body as body_spec
 from .validation import iso_time, json_body, path_int, text_field
 
 __all__ = ["device_json", "setup"]
 
 MAX_GROUP_SIZE = 1000
+IDS = {"type": "array", "items": {"type": "integer", "minimum": 1}}
 
 
 def device_json(device: Device, tree: RegionTree | None, tz: str) -> dict[str, Any]:
@@ -69,6 +72,9 @@ def _village_filter(request: web.Request, account: Account, tree: RegionTree) ->
     return None if managed is None else sorted(managed)
 
 
+@document(
+    **body_spec({"village": "string", "name": "string"}, {"kind": {"enum": ["speaker"]}}, 201)
+)
 async def create_device(request: web.Request) -> web.Response:
     """Add a speaker box to a village; its token is shown once, with its stream URL."""
     account = await require_account(request)
@@ -170,6 +176,7 @@ async def _group_json(session: Any, group: DeviceGroup, tz: str) -> dict[str, An
     }
 
 
+@document(**body_spec({"name": "string", "region": "string"}, {"devices": IDS}, 201))
 async def create_group(request: web.Request) -> web.Response:
     """Create a device group (e.g. coastal speakers) within a region you manage."""
     account = await require_account(request)
@@ -240,6 +247,7 @@ async def delete_group(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+@document(**body_spec({"devices": IDS}))
 async def add_members(request: web.Request) -> web.Response:
     """Add speaker boxes to a group; each must lie within the group's region."""
     account = await require_account(request)

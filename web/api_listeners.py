@@ -18,6 +18,8 @@ from devices.targets import RegionTree
 
 from .auth import require_account, stream_token
 from .keys import EVENTS, SESSIONMAKER, SETTINGS
+from .openapi import document
+from .openapi import json_body as body_spec
 from .ratelimit import REGISTRATION_LIMITER, RateLimiter
 from .validation import (
     bool_field,
@@ -50,6 +52,16 @@ def listener_json(listener: Listener, tz: str) -> dict[str, Any]:
     }
 
 
+@document(
+    **body_spec(
+        {
+            "village": "string",
+            "nickname": {"type": "string", "minLength": 1, "maxLength": 40},
+            "consent": {"const": True},
+        },
+        status=201,
+    )
+)
 async def register(request: web.Request) -> web.Response:
     """Register a resident to a village in one step: returns a token (shown once) and a status."""
     data = await json_body(request, ("village", "nickname", "consent"), ("village", "nickname"))

@@ -14,6 +14,8 @@ from devices.models import Region
 
 from .auth import require_account
 from .keys import EVENTS, SESSIONMAKER
+from .openapi import document
+from .openapi import json_body as body_spec
 from .validation import json_body
 
 __all__ = ["region_json", "setup"]
@@ -76,6 +78,16 @@ async def region_detail(request: web.Request) -> web.Response:
     return web.json_response({**region_json(region), "children": list(children)}, dumps=_dumps)
 
 
+@document(
+    **body_spec(
+        {},
+        {
+            "requires_listener_approval": "boolean",
+            "quiet_hours": {"type": ["string", "null"], "pattern": "^\\d\\d:\\d\\d-\\d\\d:\\d\\d$"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+        },
+    )
+)
 async def update_region(request: web.Request) -> web.Response:
     """Change a village's settings: listener approval, quiet hours ("HH:MM-HH:MM"), tags."""
     account = await require_account(request)

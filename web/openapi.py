@@ -126,3 +126,33 @@ def describe(
             }
         },
     }
+
+
+def json_body(
+    required: dict[str, Any], optional: dict[str, Any] | None = None, status: int = 200
+) -> dict[str, Any]:
+    """OpenAPI fields of a handler taking a JSON object of these properties (JSON Schema)."""
+
+    def schema(t: Any) -> dict[str, Any]:
+        return t if isinstance(t, dict) else {"type": t}
+
+    props = {k: schema(v) for k, v in {**required, **(optional or {})}.items()}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": props,
+                        "required": sorted(required),
+                        "additionalProperties": False,
+                    }
+                }
+            },
+        },
+        "responses": {
+            str(status): {"description": "success"},
+            "default": {"description": "an RFC 9457 problem (application/problem+json)"},
+        },
+    }
