@@ -39,6 +39,7 @@ CHROMIUM_ARGS = [
     "--use-fake-device-for-media-stream",
     "--allow-loopback-in-peer-connection",
 ]
+VILLAGE = "goseong-eup-seongnae-ri"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
@@ -79,11 +80,12 @@ class Server:
         return json.loads(raw) if raw else None
 
 
-def start_server(data_dir: Path) -> Server:
+def start_server(data_dir: Path, env_extra: dict[str, str] | None = None) -> Server:
     """Start a demo server on a free loopback port and wait until it answers."""
     port = _free_port()
     log = data_dir.parent / f"server-{port}.log"
     env = {**os.environ, "VILLAGECAST_LOG_FORMAT": "text", "VILLAGECAST_LOG_LEVEL": "WARNING"}
+    env.update(env_extra or {})
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [*villagecast(), "serve", "--port", str(port), "--data-dir", str(data_dir), "--demo"],
@@ -185,6 +187,18 @@ def login(page: Any, username: str, password: str) -> None:
     page.fill("#password", password)
     page.click("#login-form button[type=submit]")
     page.wait_for_selector(".stats", timeout=30_000)
+
+
+def register(page: Any, nickname: str = "박영수", village: str = VILLAGE) -> None:
+    """Register as a resident of 성내리 on /listen."""
+    page.goto("/listen")
+    page.wait_for_selector("#district option[value=goseong-eup]", state="attached")
+    page.select_option("#district", "goseong-eup")
+    page.select_option("#village", village)
+    page.fill("#nickname", nickname)
+    page.check("#consent")
+    page.click("#register-form button[type=submit]")
+    page.wait_for_selector("#player:not([hidden])")
 
 
 def screenshot(page: Any, name: str, sizes: tuple[str, ...] = ("desktop", "phone")) -> None:

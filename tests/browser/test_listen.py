@@ -6,22 +6,11 @@ from typing import Any
 
 import pytest
 
-from .conftest import PHONE, Server, axe_violations, screenshot
+from .conftest import PHONE, Server, axe_violations, register, screenshot
 
 pytestmark = pytest.mark.browser
 
 VILLAGE = "goseong-eup-seongnae-ri"
-
-
-def register(page: Any, nickname: str = "박영수") -> None:
-    page.goto("/listen")
-    page.wait_for_selector("#district option[value=goseong-eup]", state="attached")
-    page.select_option("#district", "goseong-eup")
-    page.select_option("#village", VILLAGE)
-    page.fill("#nickname", nickname)
-    page.check("#consent")
-    page.click("#register-form button[type=submit]")
-    page.wait_for_selector("#player:not([hidden])")
 
 
 def test_registration_errors_are_explained_in_korean(page: Any) -> None:
@@ -69,3 +58,14 @@ def test_lost_connection_is_shown(page: Any, context: Any) -> None:
         page.wait_for_selector("#listen-state.error, #conn:not([hidden])", timeout=30_000)
     finally:
         context.set_offline(False)
+
+
+def test_hls_plays_too(page: Any) -> None:
+    register(page, "최씨")
+    page.goto("/listen?via=hls")
+    page.wait_for_selector("#player:not([hidden])")
+    page.click("#listen-btn")
+    page.wait_for_function(
+        "document.querySelector('#live-audio').currentTime > 1.5", timeout=60_000, polling=250
+    )
+    assert page.get_attribute("#live-audio", "data-via") == "hls"

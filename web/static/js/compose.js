@@ -286,7 +286,7 @@ export function sendForm(getAnnouncement) {
     h("legend", {}, t("send.when")),
     ["now", "later", "recurring"].map((v) =>
       h("label", { class: "check" }, h("input", { type: "radio", name: "when", value: v, checked: v === "now" }), t(`send.when.${v}`))));
-  const at = h("input", { type: "datetime-local", id: "send-at", "aria-label": t("send.at") });
+  const at = h("input", { type: "datetime-local", id: "send-at", step: 1 });
   const freq = h("select", { id: "send-freq", "aria-label": t("send.freq") },
     ["daily", "weekdays", "weekly"].map((f) => h("option", { value: f }, t(`send.freq.${f}`))));
   const until = h("input", { type: "date", id: "send-until", "aria-label": t("send.until") });

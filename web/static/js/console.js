@@ -64,6 +64,8 @@ async function optional(path) {
   }
 }
 
+const openDistricts = new Set();
+
 async function renderDashboard(root) {
   const [dash, scheduled, playing] = await Promise.all([
     api("GET", "/api/v1/dashboard"),
@@ -102,7 +104,12 @@ async function renderDashboard(root) {
       const anyPlaying = d.villages.some((v) => v.now_playing || nowPlaying.has(v.code));
       return h(
         "details",
-        { class: "district card", open: single || anyPlaying, dataset: { code: d.code } },
+        {
+          class: "district card",
+          open: single || anyPlaying || openDistricts.has(d.code),
+          dataset: { code: d.code },
+          ontoggle: (ev) => (ev.target.open ? openDistricts.add(d.code) : openDistricts.delete(d.code)),
+        },
         h(
           "summary",
           {},
@@ -204,7 +211,11 @@ async function start() {
       paintOnAir();
       current.onEvent?.(ev);
     },
-    (up) => ($("#conn").hidden = up),
+    (up) => {
+      $("#conn").hidden = up;
+      // Events sent while the socket was down are lost: refresh what the view shows.
+      if (up) current.onEvent?.({ type: "device.resync" });
+    },
   );
   await route();
 }

@@ -116,62 +116,81 @@ function stop() {
   setState("");
 }
 
+// The plain MP3 stream first: every phone plays it, it starts fast, and the server counts who heard
+// each broadcast from it. HLS (hls.js, or native on iPhones) is the fallback; ?via=hls forces it.
+let tried = new Set();
+
 function playMp3() {
   const audio = $("#live-audio");
+  tried.add("mp3");
   hls?.destroy();
   hls = null;
   audio.src = withToken(`/live/${reg.village}.mp3`);
   audio.dataset.via = "mp3";
-  audio.play().catch(playFailed);
+  audio.play().catch(() => {});
 }
 
-async function playFailed(err) {
-  // Ask the server why (pending approval, revoked token, offline) and say it in Korean.
-  try {
-    await api("GET", withToken(`/live/${reg.village}.m3u`));
-    setState(t("listen.err.play"), "error");
-  } catch (apiErr) {
-    if (apiErr instanceof ApiError && apiErr.problem?.title_ko === "이장님의 승인을 기다리고 있습니다") {
-      save({ ...reg, status: "pending" });
-      $("#pending").hidden = false;
-    }
-    setState(describe(apiErr), "error");
-  }
-  paintButton(false);
-  void err;
-}
-
-function start() {
+function playHls() {
   const audio = $("#live-audio");
-  setState(t("listen.connecting"));
-  paintButton(true);
+  tried.add("hls");
   const url = `/hls/${reg.village}/live.m3u8`;
-  const forced = new URLSearchParams(location.search).get("via");
-  if (forced !== "mp3" && window.Hls && window.Hls.isSupported()) {
+  if (window.Hls && window.Hls.isSupported()) {
     hls = new window.Hls({
       xhrSetup: (xhr, u) => xhr.open("GET", withToken(u), true),
       liveSyncDurationCount: 2,
       manifestLoadingMaxRetry: 1,
     });
     hls.on(window.Hls.Events.ERROR, (_e, data) => {
-      if (data.fatal) playMp3();
+      if (data.fatal) fallback();
     });
     hls.loadSource(url);
     hls.attachMedia(audio);
-    audio.dataset.via = "hls";
-    audio.play().catch(() => {});
-  } else if (forced !== "mp3" && audio.canPlayType("application/vnd.apple.mpegurl")) {
+  } else if (audio.canPlayType("application/vnd.apple.mpegurl")) {
     audio.src = withToken(url);
-    audio.dataset.via = "hls-native";
-    audio.play().catch(playMp3);
   } else {
-    playMp3();
+    return fallback();
   }
-  // If HLS does not start within 8 s, use the plain MP3 stream (works on every phone).
+  audio.dataset.via = "hls";
+  audio.play().catch(() => {});
+}
+
+/** The current way failed: try the other one, then explain. */
+function fallback() {
+  clearTimeout(fallbackTimer);
+  if (!tried.has("hls")) return playHls();
+  if (!tried.has("mp3")) return playMp3();
+  playFailed();
+}
+
+async function playFailed() {
+  // Ask the server why (pending approval, revoked token, offline) and say it in Korean.
+  hls?.destroy();
+  hls = null;
+  try {
+    await api("GET", withToken(`/live/${reg.village}.m3u`));
+    setState(t("listen.err.play"), "error");
+  } catch (apiErr) {
+    if (apiErr instanceof ApiError && apiErr.status === 403) {
+      save({ ...reg, status: "pending" });
+      $("#pending").hidden = false;
+    }
+    setState(describe(apiErr), "error");
+  }
+  paintButton(false);
+}
+
+function start() {
+  const audio = $("#live-audio");
+  setState(t("listen.connecting"));
+  paintButton(true);
+  tried = new Set();
+  if (new URLSearchParams(location.search).get("via") === "hls") playHls();
+  else playMp3();
+  // If nothing plays within 10 s, try the other way.
   clearTimeout(fallbackTimer);
   fallbackTimer = setTimeout(() => {
-    if (audio.dataset.via !== "mp3" && (audio.paused || audio.currentTime === 0)) playMp3();
-  }, 8000);
+    if (audio.paused || audio.currentTime === 0) fallback();
+  }, 10000);
 }
 
 function bindAudio() {
@@ -179,7 +198,7 @@ function bindAudio() {
   audio.addEventListener("playing", () => setState(t("listen.on"), "ok"));
   audio.addEventListener("waiting", () => setState(t("listen.buffering")));
   audio.addEventListener("error", () => {
-    if (audio.dataset.via === "mp3" && audio.getAttribute("src")) playFailed(audio.error);
+    if (audio.getAttribute("src") && $("#listen-btn").getAttribute("aria-pressed") === "true" && !hls) fallback();
   });
   $("#listen-btn").addEventListener("click", () => {
     if ($("#listen-btn").getAttribute("aria-pressed") === "true") stop();

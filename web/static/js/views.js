@@ -79,7 +79,7 @@ export async function renderReports(root) {
   mount(root, h("div", { class: "view" }, h("h1", {}, t("nav.reports")),
     table([t("col.when"), t("col.title"), t("col.targets"), t("col.status"), ""],
       items.map((b) => h("tr", {},
-        h("td", {}, fmtTime(b.started_at || b.start_at || b.created_at)), h("th", { scope: "row" }, titleOf(b)),
+        h("td", {}, fmtTime(b.start_at || b.created_at)), h("th", { scope: "row" }, titleOf(b)),
         h("td", {}, targetsText(b)), h("td", {}, statusBadge(b.status)),
         h("td", {}, h("a", { href: `#report/${b.id}` }, t("reports.open"))))), { id: "reports-table" })));
   return { onEvent: (ev) => /^broadcast\./.test(ev.type) && renderReports(root) };
@@ -87,13 +87,12 @@ export async function renderReports(root) {
 
 export async function renderReport(root, id) {
   const b = await api("GET", `/api/v1/broadcasts/${id}`);
-  const r = b.report || {};
-  const num = (x) => (Array.isArray(x) ? x.length : x ?? 0);
-  const speakers = itemsOf(r.speakers || r.devices || []);
-  const perVillage = Array.isArray(r.villages) ? r.villages : Object.entries(r.villages || {}).map(([code, v]) => ({ village: code, ...v }));
-  const residents = itemsOf(r.residents || r.listeners || []);
+  const report = b.report || {};
+  const totals = report.totals || {};
+  const villages = report.villages || [];
   const cancelBtn = ["scheduled", "playing"].includes(b.status)
     ? h("button", { type: "button", class: "danger-outline", id: "report-cancel", onclick: async (ev) => {
+        if (!confirm(t("schedule.cancel.confirm", { title: titleOf(b) }))) return;
         ev.target.disabled = true;
         try {
           await api("POST", `/api/v1/broadcasts/${b.id}/cancel`);
@@ -105,33 +104,48 @@ export async function renderReport(root, id) {
       } }, t("schedule.cancel"))
     : null;
   const cards = [
-    [t("report.targeted"), num(r.speakers_targeted ?? r.targeted), "rep-targeted"],
-    [t("report.reached"), num(r.speakers_reached ?? r.reached), "rep-reached"],
-    [t("report.missed"), num(r.speakers_missed ?? r.missed), "rep-missed"],
-    [t("report.live"), num(r.live_listeners), "rep-live"],
-    [t("report.replays"), num(r.replays), "rep-replays"],
+    [t("report.targeted"), totals.targeted, "rep-targeted"],
+    [t("report.reached"), totals.reached, "rep-reached"],
+    [t("report.missed"), totals.missed, "rep-missed"],
+    [t("report.live"), totals.live, "rep-live"],
+    [t("report.replays"), totals.replayed, "rep-replays"],
+    [t("report.notheard"), totals.not_heard, "rep-notheard"],
   ];
+  const speakerRows = villages.flatMap((v) => [
+    ...(v.speakers?.reached_devices || []).map((d) => ({ ...d, village: v.village, reached: true })),
+    ...(v.speakers?.missed_devices || []).map((d) => ({ ...d, village: v.village, reached: false })),
+  ]);
+  const residentRows = villages.flatMap((v) => [
+    ...(v.listeners?.live || []).map((x) => ({ ...x, village: v.village, how: "live" })),
+    ...(v.listeners?.replayed || []).map((x) => ({ ...x, village: v.village, how: "replay" })),
+    ...(v.listeners?.not_heard || []).map((x) => ({ ...x, village: v.village, how: "none" })),
+  ]);
   mount(root, h("div", { class: "view" },
-    h("h1", {}, titleOf(b), " ", statusBadge(b.status)),
-    h("p", {}, fmtTime(b.started_at || b.start_at), " · ", targetsText(b), " · ", t(`priority.${b.priority || "normal"}`),
-      " · ", h("a", { href: `/api/v1/broadcasts/${b.id}/report.csv`, download: `broadcast-${b.id}.csv`, id: "report-csv" }, t("report.csv")), " ", cancelBtn),
-    h("div", { class: "stats" }, cards.map(([label, value, cid]) => h("div", { class: "stat", id: cid }, h("div", { class: "num" }, String(value)), h("div", {}, label)))),
-    perVillage.length ? [h("h2", {}, t("report.villages")),
-      table([t("col.village"), t("report.reached"), t("report.missed"), t("report.live"), t("report.replays")],
-        perVillage.map((v) => h("tr", {}, h("th", { scope: "row" }, vname(v.village || v.code)),
-          h("td", {}, num(v.reached ?? v.speakers_reached)), h("td", {}, num(v.missed ?? v.speakers_missed)),
-          h("td", {}, num(v.live_listeners)), h("td", {}, num(v.replays)))))] : null,
-    speakers.length ? [h("h2", {}, t("report.speakers")),
-      table([t("col.speaker"), t("col.village"), t("col.result"), t("col.lastseen")],
-        speakers.map((s) => h("tr", { dataset: { device: s.id ?? s.device_id } },
-          h("th", { scope: "row" }, s.name || `#${s.id ?? s.device_id}`), h("td", {}, vname(s.village || s.village_code)),
-          h("td", {}, (s.reached ?? s.status === "reached") ? h("span", { class: "badge ok" }, t("report.reached1")) : h("span", { class: "badge warn" }, t("report.missed1"))),
-          h("td", {}, s.online === false ? t("report.offline.since", { time: fmtTime(s.last_seen) }) : fmtTime(s.last_seen)))), { id: "speakers-table" })] : null,
-    residents.length ? [h("h2", {}, t("report.residents")),
-      table([t("col.nickname"), t("col.village"), t("col.result")],
-        residents.map((p) => h("tr", {}, h("th", { scope: "row" }, p.nickname || `#${p.id}`), h("td", {}, vname(p.village || p.village_code)),
-          h("td", {}, p.heard === false || p.status === "not_heard" ? h("span", { class: "badge warn" }, t("report.notheard")) : t(`report.how.${p.how || p.status || "heard"}`)))))] : null,
-    r.listeners_over_time ? [h("h2", {}, t("report.chart")), chart(r.listeners_over_time)] : null,
+    h("h1", {}, titleOf(b), " ", h("span", { id: "report-status" }, statusBadge(b.status))),
+    h("p", {}, fmtTime(b.start_at), " · ", targetsText(b), " · ", t(`priority.${b.priority || "normal"}`),
+      b.repeat > 1 ? ` · ×${b.repeat}` : "", " · ",
+      h("a", { href: b.report_csv || `/api/v1/broadcasts/${b.id}/report.csv`, download: `broadcast-${b.id}.csv`, id: "report-csv" }, t("report.csv")), " ", cancelBtn),
+    h("div", { class: "stats" }, cards.map(([label, value, cid]) => h("div", { class: "stat", id: cid }, h("div", { class: "num" }, String(value ?? 0)), h("div", {}, label)))),
+    h("h2", {}, t("report.villages")),
+    table([t("col.village"), t("col.status"), t("col.when"), t("report.reached"), t("report.missed"), t("report.live"), t("report.replays"), t("report.notheard")],
+      villages.map((v) => h("tr", { dataset: { village: v.village } }, h("th", { scope: "row" }, vname(v.village) || v.name_ko),
+        h("td", {}, statusBadge(v.status), v.quiet_hours === "deferred" ? h("span", { class: "badge warn" }, t("plan.deferred")) : null),
+        h("td", {}, fmtTime(v.started_at || v.due_at)),
+        h("td", {}, `${v.speakers?.reached ?? 0} / ${v.speakers?.targeted ?? 0}`), h("td", {}, v.speakers?.missed ?? 0),
+        h("td", {}, v.listeners?.live?.length ?? 0), h("td", {}, v.listeners?.replayed?.length ?? 0),
+        h("td", {}, v.listeners?.not_heard?.length ?? 0))), { id: "villages-table" }),
+    h("h2", {}, t("report.speakers")),
+    table([t("col.speaker"), t("col.village"), t("col.result"), t("col.lastseen")],
+      speakerRows.map((d) => h("tr", { dataset: { device: d.id } },
+        h("th", { scope: "row" }, d.name || `#${d.id}`), h("td", {}, vname(d.village)),
+        h("td", {}, d.reached ? h("span", { class: "badge ok" }, t("report.reached1")) : h("span", { class: "badge warn" }, t("report.missed1"))),
+        h("td", {}, d.reached ? "" : d.online_at_start === false ? t("report.offline.since", { time: fmtTime(d.last_seen) }) : fmtTime(d.last_seen)))), { id: "speakers-table" }),
+    h("h2", {}, t("report.residents")),
+    table([t("col.nickname"), t("col.village"), t("col.result")],
+      residentRows.map((x) => h("tr", {}, h("th", { scope: "row" }, x.nickname || `#${x.id}`), h("td", {}, vname(x.village)),
+        h("td", {}, x.how === "none" ? h("span", { class: "badge warn" }, t("report.notheard"))
+          : x.how === "live" ? t("report.how.live") : `${t("report.how.replay")} ${fmtTime(x.at)}`))), { id: "residents-table" }),
+    report.listeners_over_time ? [h("h2", {}, t("report.chart")), chart(report.listeners_over_time)] : null,
   ));
   return { onEvent: (ev) => /^broadcast\./.test(ev.type) && String(ev.id ?? ev.broadcast_id) === String(id) && renderReport(root, id) };
 }
