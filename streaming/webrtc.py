@@ -58,7 +58,7 @@ OPUS_RATE_HZ = 48000
 OPUS_FRAME_SAMPLES = 960  # 20 ms
 OPUS_TIME_BASE = fractions.Fraction(1, OPUS_RATE_HZ)
 MAX_LATE_S = 0.1  # a packet this late re-anchors the pacing clock (a stall, a gap)
-MAX_AHEAD_S = 0.06  # nor held back longer than this: pacing must not add delay
+MAX_AHEAD_S = 0.02  # nor held back longer than this: pacing must not add delay
 
 
 class NotAnOffer(LiveError, InvalidError):
