@@ -288,21 +288,23 @@ def row(name: str, n: int, rep: dict[str, Any]) -> str:
     """One markdown table row of a report."""
     srv = next(iter(rep["server"].values()))
     cpu = srv["cpu_pct_window"] or 0.0
-    held = rep["accepted_before_window"] - rep["dropped"]
+    held = rep["accepted"] - rep["dropped"]
     kbps = rep["kbps"]
 
     def f(v: float | None, spec: str = ".1f") -> str:
         return "-" if v is None else format(v, spec)
 
     return (
-        f"| {name} | {n} | {held} | {f(kbps['p5'])} | {f(kbps['median'])} "
+        f"| {name} | {n} | {held} ({rep['accepted_before_window']}) "
+        f"| {f(kbps['p5'])} | {f(kbps['median'])} "
         f"| {f(rep['ttfb_ms']['median'])} / {f(rep['ttfb_ms']['p95'])} | {f(cpu)} "
         f"| {f(cpu / n * 1000, '.2f')} | {f((srv['rss_kb_max'] or 0) / 1024)} |"
     )
 
 
 HEADER = (
-    "| server | listeners | held | kbps p5 | kbps median | TTFB ms median / p95 | CPU % "
+    "| server | listeners | held (before window) | kbps p5 | kbps median "
+    "| TTFB ms median / p95 | CPU % "
     "| CPU % per 1,000 | RSS max MiB |\n|---|---|---|---|---|---|---|---|---|"
 )
 
