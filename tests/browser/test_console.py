@@ -9,7 +9,7 @@ import pytest
 
 from tests.audio import tone_wav
 
-from .conftest import Server, axe_violations, login, screenshot
+from .conftest import Server, axe_violations, login, register, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -54,6 +54,8 @@ def test_village_head_sees_only_their_village(page: Any, server: Server) -> None
     assert villages.count() == 1
     assert villages.first.get_attribute("value") == VILLAGE
     assert page.locator(".picker .district-all, .picker .county").count() == 0
+    screenshot(page, "live", sizes=("phone",))
+    assert not axe_violations(page)
     assert page.locator("nav a[data-view=audit]").is_hidden()
 
 
@@ -100,6 +102,7 @@ def test_admin_uploads_with_progress_and_previews_loudness(
     page.press("#archive-q", "Enter")
     page.wait_for_selector("#archive-results audio")
     assert "경로잔치 안내" in page.inner_text("#archive-results")
+    assert not axe_violations(page)
 
 
 def test_refused_upload_is_explained(page: Any, server: Server, tmp_path: Path) -> None:
@@ -145,3 +148,65 @@ def test_admin_sees_accounts_and_audit_log(page: Any, server: Server) -> None:
     page.wait_for_selector("#audit-table")
     assert "demo.load" in page.inner_text("#audit-table")
     assert "seongnae" in page.inner_text("main")
+
+
+def api_in_page(page: Any, method: str, path: str, body: Any = None) -> Any:
+    """Call the API with the page's session cookie and CSRF token (as the console does)."""
+    return page.evaluate(
+        """async ([method, path, body]) => {
+          const s = await (await fetch('/api/v1/session')).json();
+          const r = await fetch(path, {method, headers: {'Content-Type': 'application/json',
+            'X-CSRF-Token': s.csrf_token}, body: body === null ? undefined : JSON.stringify(body)});
+          return {status: r.status, body: await r.json()};
+        }""",
+        [method, path, body],
+    )
+
+
+def test_village_head_types_text_and_records_in_the_browser(page: Any, server: Server) -> None:
+    login(page, "seongnae", server.passwords["seongnae"])
+    page.goto("/#compose")
+    page.fill("#ann-title", "경로잔치")
+    page.click("#tab-text")
+    page.fill("#ann-text", "오늘 오전 열시 마을회관에서 경로잔치가 열립니다.")
+    page.click("#tts-btn")
+    page.wait_for_selector("#ann-ready", timeout=90_000)
+    # Only their own village, already ticked.
+    assert page.locator("#send-card input.village").count() == 1
+    assert page.is_checked(f"#send-v-{VILLAGE}")
+    # Record from the (fake) microphone: the level meter moves, the preview appears, it uploads.
+    page.goto("/#archive")
+    page.goto("/#compose")
+    page.fill("#ann-title", "녹음 안내")
+    page.click("#tab-record")
+    page.click("#record-start")
+    page.wait_for_function("document.querySelector('#level').value > 0", timeout=10_000)
+    page.wait_for_timeout(2500)
+    page.click("#record-stop")
+    page.wait_for_selector("#record-preview:not([hidden])")
+    page.click("#record-use")
+    page.wait_for_selector("#ann-ready", timeout=90_000)
+
+
+def test_village_head_approves_a_pending_resident(page: Any, browser: Any, server: Server) -> None:
+    login(page, "seongnae", server.passwords["seongnae"])
+    changed = api_in_page(
+        page, "PATCH", f"/api/v1/regions/{VILLAGE}", {"requires_listener_approval": True}
+    )
+    assert changed["status"] == 200, changed
+    phone = browser.new_context(locale="ko-KR", base_url=server.url, service_workers="block")
+    resident = phone.new_page()
+    register(resident, "정씨")
+    resident.wait_for_selector("#pending:not([hidden])")
+    assert resident.is_disabled("#listen-btn")
+    page.goto("/#residents")
+    row = page.locator("#pending-table tr", has_text="정씨")
+    row.wait_for()
+    assert not axe_violations(page)
+    row.locator("button").click()
+    row.wait_for(state="detached")
+    resident.click("#recheck")
+    resident.wait_for_selector("#pending", state="hidden")
+    assert resident.is_enabled("#listen-btn")
+    phone.close()
+    api_in_page(page, "PATCH", f"/api/v1/regions/{VILLAGE}", {"requires_listener_approval": False})
