@@ -188,9 +188,9 @@ class Channel:
         if placement.outcome == "queued":
             self.queue.append(play)
             return placement, feed
-        if self.current is not None:
-            self._end(self.current, "preempted")
-        self.current = play
+        cut, self.current = self.current, play
+        if cut is not None:  # reported after the switch: a listener may re-offer it at once
+            self._end(cut, "preempted")
         self.pump(self._clock(), extra_frames=self.tick_frames)
         return placement, feed
 
@@ -198,7 +198,6 @@ class Channel:
         """Stop or unqueue an item; False when it is not on this channel."""
         if self.current is not None and self.current.item.item_id == item_id:
             self._end(self.current, "cancelled")
-            self.current = None
             return True
         for play in self.queue:
             if play.item.item_id == item_id:

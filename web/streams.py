@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from aiohttp import web
+from sqlalchemy import update
 
 from devices import store
 from devices.models import Device, Listener, Region
@@ -247,6 +248,10 @@ async def live_m3u(request: web.Request) -> web.Response:
 
 async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
     hub = app[HUB]
+    # no stream is connected yet: whatever the database says after a crash is stale
+    async with app[SESSIONMAKER]() as session:
+        await session.execute(update(Device).where(Device.online.is_(True)).values(online=False))
+        await session.commit()
     app[_RUNNER] = asyncio.create_task(hub.run(), name="channel-hub")
     app[_REAPER] = asyncio.create_task(app[HLS].run(), name="hls-reaper")
     yield

@@ -245,3 +245,28 @@ def test_preempted_live_feed_reads_closed(channel: Channel) -> None:
     channel.offer(item("sos", Priority.EMERGENCY), [FRAME])
     assert feed.closed
     feed.push(FRAME)  # ignored
+
+
+def test_a_preempted_item_offered_again_from_its_report_waits_its_turn(
+    channel: Channel, clock: FakeClock, reports: list[ItemReport]
+) -> None:
+    routine = item("routine")
+
+    def again(report: ItemReport) -> None:
+        if report.event == "preempted":
+            channel.offer(PlayItem("routine-2", "v", "ROUTINE", routine.parts), [FRAME] * 5)
+
+    channel._report = lambda r: (reports.append(r), again(r))  # type: ignore[assignment]
+    channel.offer(routine, [FRAME] * 100)
+    channel.offer(item("sos", Priority.EMERGENCY), [FRAME] * 5)
+    assert channel.current is not None
+    assert channel.current.item.item_id == "sos"
+    run(channel, clock, 1.0)
+    assert [(r.item_id, r.event) for r in reports] == [
+        ("routine", "started"),
+        ("routine", "preempted"),
+        ("sos", "started"),
+        ("sos", "finished"),
+        ("routine-2", "started"),
+        ("routine-2", "finished"),
+    ]

@@ -181,3 +181,30 @@ def _audio_bytes(path: Path) -> int:
     from streaming.mp3 import split_frames
 
     return sum(len(f) for f in split_frames(path.read_bytes()))
+
+
+async def test_boxes_left_online_by_a_crash_are_offline_after_restart(tmp_path: Path) -> None:
+    from aiohttp import web
+
+    from devices import store
+    from devices.orm import utcnow
+    from web.app import create_app
+
+    settings = Settings(data_dir=tmp_path / "data", log_format="text")
+    runner = web.AppRunner(create_app(settings))
+    await runner.setup()
+    async with runner.app[SESSIONMAKER]() as session:
+        await store.import_regions_file(session, store.DEMO_REGIONS)
+        issued = await store.create_device(session, VILLAGE_A, "box")
+        await store.set_presence(session, issued.id, True, utcnow())
+        await session.commit()
+    await runner.cleanup()  # as if it crashed while the box was connected
+    runner = web.AppRunner(create_app(settings))
+    await runner.setup()
+    try:
+        async with runner.app[SESSIONMAKER]() as session:
+            device = await session.get(Device, issued.id)
+            assert device is not None
+            assert not device.online
+    finally:
+        await runner.cleanup()
