@@ -33,6 +33,7 @@ FORMATS: dict[str, tuple[tuple[str, ...], str, int]] = {
     "opus": (transcode.OPUS_ARGS, "opus", OPUS_BITRATE_KBPS),
 }
 _TOLERANCE_LU = 0.6
+_CODEC_OVERSHOOT_DB = 0.5  # MP3/Opus encoding can raise true peaks a little
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,27 +95,49 @@ async def normalize(
 ) -> Normalized:
     """Decode ``src``, refuse it if incomplete, trim silence, normalise to −16 LUFS, encode."""
     raw = work / "pcm.f32"
-    decode_timeout = 120 + (claimed_s or max_duration_s) / 2
-    source = await transcode.decode_measure(src, raw, decode_timeout)
-    actual_s = raw.stat().st_size / 4 / CHANNEL_SAMPLE_RATE
+    decode_limit_s = 120 + (claimed_s or max_duration_s) / 2
+    source = await transcode.decode_measure(src, raw, decode_limit_s)
+    actual_s = (await asyncio.to_thread(raw.stat)).st_size / 4 / CHANNEL_SAMPLE_RATE
     check_complete(claimed_s, actual_s, max_duration_s)
     span = await asyncio.to_thread(scan_raw, raw, CHANNEL_SAMPLE_RATE, source.integrated_lufs)
     if span.duration_s < 0.1:
         raise EmptyAudio("the file holds only silence")
     gain = gain_for(source)
-    ceiling = LIMITER_CEILING_DBFS
-    limiter = needs_limiter(source, gain)
-    files, measured = await _encode_all(raw, work, span, formats, gain, ceiling, limiter)
-    off_target = abs(measured.integrated_lufs - TARGET_LUFS) > _TOLERANCE_LU
-    too_hot = measured.true_peak_dbtp > TARGET_TRUE_PEAK_DBTP
-    if off_target or too_hot:
-        # Heavy limiting lowers loudness and encoders overshoot peaks: correct once from the
-        # measurement of what we actually produced.
+    pcm, pcm_span = raw, span
+    if needs_limiter(source, gain):
+        pcm, gain = await _limit(raw, work, span, gain)
+        pcm_span = Span(0.0, span.duration_s, span.peaks)
+    files, measured = await _encode_all(pcm, work, pcm_span, formats, gain, 0.0, False)
+    if measured.true_peak_dbtp > TARGET_TRUE_PEAK_DBTP or (
+        abs(measured.integrated_lufs - TARGET_LUFS) > _TOLERANCE_LU
+    ):
+        # Rare: the encoder moved loudness or peaks. Correct once from what we produced.
         log.info("second pass for %s: measured %s", src.name, measured)
-        gain += TARGET_LUFS - measured.integrated_lufs
-        if too_hot:
-            ceiling -= measured.true_peak_dbtp - TARGET_TRUE_PEAK_DBTP + 0.5
-        limiter = limiter or too_hot or needs_limiter(source, gain)
-        files, measured = await _encode_all(raw, work, span, formats, gain, ceiling, limiter)
-    raw.unlink(missing_ok=True)
+        gain += min(
+            TARGET_LUFS - measured.integrated_lufs,
+            TARGET_TRUE_PEAK_DBTP - 0.3 - measured.true_peak_dbtp,
+        )
+        files, measured = await _encode_all(pcm, work, pcm_span, formats, gain, 0.0, False)
     return Normalized(span, source, gain, measured, files)
+
+
+async def _limit(raw: Path, work: Path, span: Span, gain: float) -> tuple[Path, float]:
+    """Gain and limit the span into new PCM; returns it and the small gain still to apply.
+
+    Limiting lowers loudness a little, so the gain before the limiter is raised from the measured
+    shortfall (up to three cheap passes), and what remains is applied at encoding time within
+    the headroom the limiter left.
+    """
+    limited = work / "limited.f32"
+    limit_s = 120 + span.duration_s
+    for _ in range(3):
+        measured = await transcode.shape(
+            raw, limited, start_s=span.start_s, duration_s=span.duration_s, gain_db=gain,
+            ceiling_dbfs=LIMITER_CEILING_DBFS, limit_s=limit_s,
+        )  # fmt: skip
+        shortfall = TARGET_LUFS - measured.integrated_lufs
+        headroom = TARGET_TRUE_PEAK_DBTP - _CODEC_OVERSHOOT_DB - measured.true_peak_dbtp
+        if shortfall <= headroom + _TOLERANCE_LU / 2:
+            break  # what is missing fits in the headroom: a plain gain at encoding time
+        gain += shortfall
+    return limited, min(shortfall, headroom)

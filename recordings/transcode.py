@@ -31,6 +31,7 @@ __all__ = [
     "probe",
     "readable_seconds",
     "run",
+    "shape",
 ]
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,7 @@ async def decode_measure(src: Path, raw_out: Path, limit_s: float) -> Loudness:
 
 
 def gain_filter(gain_db: float, limiter: bool, ceiling_dbfs: float) -> str:
+    """The ffmpeg filter chain of a gain, optionally followed by the peak limiter."""
     chain = [f"volume={gain_db:.2f}dB"]
     if limiter:
         limit = 10 ** (ceiling_dbfs / 20)
@@ -151,6 +153,34 @@ async def encode(
     if code != 0:
         log.warning("encode failed for %s: %s", out.name, _tail(err))
         raise ProcessingFailed("the audio could not be encoded")
+
+
+async def shape(
+    raw: Path,
+    out_raw: Path,
+    *,
+    start_s: float,
+    duration_s: float,
+    gain_db: float,
+    ceiling_dbfs: float,
+    limit_s: float,
+) -> Loudness:
+    """Cut the span, apply gain and the peak limiter into new PCM, and measure it, in one pass."""
+    graph = (
+        f"[0:a]{gain_filter(gain_db, True, ceiling_dbfs)},asplit[pcm][m];"
+        "[m]ebur128=peak=true:framelog=verbose,anullsink"
+    )
+    args = [
+        FFMPEG, "-nostdin", "-hide_banner", "-nostats", "-y", *RAW_INPUT, "-ss", f"{start_s:.3f}",
+        "-t", f"{duration_s:.3f}", "-i", str(raw), "-filter_complex", graph, "-map", "[pcm]",
+        "-f", "f32le", str(out_raw),
+    ]  # fmt: skip
+    code, _, err = await run(args, limit_s)
+    text = err.decode(errors="replace")
+    if code != 0:
+        log.warning("limiter pass failed: %s", text[-1500:])
+        raise ProcessingFailed("the audio could not be processed")
+    return parse_ebur128(text)
 
 
 async def measure(path: Path, limit_s: float = 600) -> Loudness:
