@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 BATCH_EPSILON = timedelta(milliseconds=5)
 # Sleep at most this long, so that a jump of the wall clock is noticed within it.
 MAX_SLEEP_S = 60.0
+# Reports written in one transaction at most.
+REPORT_BATCH = 100
+# How long stop() waits for the tasks to finish their work.
+STOP_TIMEOUT_S = 10.0
 ITEM_ID = re.compile(r"^b(\d+)-o(\d+)-")
 
 
@@ -110,7 +114,12 @@ class Dispatcher:
         self.clock: Clock = clock or SystemClock()
         self.publish = publish or (lambda type_, **data: None)
         self._wake = asyncio.Event()
-        self._reports: asyncio.Queue[tuple[ItemReport, set[int]]] = asyncio.Queue()
+        # One writer at a time from this process: SQLite's busy handler sleeps in steps of up to
+        # 100 ms when two connections want to write, which would delay starts; an asyncio lock
+        # queues them without sleeping (the timer and the report writer take turns).
+        self._write = asyncio.Lock()
+        # None: the stop sentinel.
+        self._reports: asyncio.Queue[tuple[ItemReport, set[int]] | None] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self.dispatched = 0  # counters for /metrics and the benchmark
@@ -131,12 +140,18 @@ class Dispatcher:
 
     async def stop(self) -> None:
         """Stop waking up; write the reports already received; ignore later ones."""
+        # Let both tasks finish what they are doing: a task cancelled inside a transaction
+        # could leave its SQLite connection holding the write lock.
         self._stopping = True
+        self._wake.set()
+        self._reports.put_nowait(None)
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            try:
+                await asyncio.wait_for(asyncio.shield(task), STOP_TIMEOUT_S)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self._tasks = []
         await self.process_reports()
 
@@ -148,11 +163,14 @@ class Dispatcher:
 
     async def process_reports(self) -> int:
         """Record the reports received so far (the report task does this as they come)."""
-        n = 0
+        batch = []
         while not self._reports.empty():
-            await self._handle_report(*self._reports.get_nowait())
-            n += 1
-        return n
+            entry = self._reports.get_nowait()
+            if entry is not None:
+                batch.append(entry)
+        if batch:
+            await self._handle_reports(batch)
+        return len(batch)
 
     def poke(self) -> None:
         """Rows changed: re-arm the timer."""
@@ -161,7 +179,7 @@ class Dispatcher:
     async def recover(self) -> None:
         """End occurrences interrupted by a restart (never replayed)."""
         now = self.clock.now()
-        async with self.sessionmaker() as session:
+        async with self._write, self.sessionmaker() as session:
             occs = await store.recover_interrupted(session, now)
             for bid in {o.broadcast_id for o in occs}:
                 await store.refresh_status(session, await store.get_broadcast(session, bid), now)
@@ -177,7 +195,7 @@ class Dispatcher:
             return await store.next_due(session)
 
     async def _timer_loop(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 await self.dispatch_due()
@@ -188,20 +206,36 @@ class Dispatcher:
             delay = MAX_SLEEP_S
             if nxt is not None:
                 delay = min(MAX_SLEEP_S, max(0.0, (nxt - self.clock.now()).total_seconds()))
-            if delay > 0:
+            if delay > 0 and not self._stopping:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
 
     async def dispatch_due(self) -> int:
         """Offer every due occurrence to its channel (or mark it missed); returns how many."""
+        async with self._write:
+            items = await self._claim_due()
+        refused: list[tuple[PlayItem, str]] = []
+        for item in items:  # after the commit: a crash from here on never replays them
+            try:
+                self.channels.offer(item)
+            except Exception as exc:
+                log.exception("channel refused item %s", item.item_id)
+                refused.append((item, str(exc) or type(exc).__name__))
+        if refused:
+            await self._refused(refused)
+        self.dispatched += len(items) - len(refused)
+        return len(items) - len(refused)
+
+    async def _claim_due(self) -> list[PlayItem]:
+        """Mark due occurrences dispatched (or missed) and commit; the items to offer."""
         now = self.clock.now()
         async with self.sessionmaker() as session:
             rows = await store.due(session, now + BATCH_EPSILON)
             if not rows:
-                return 0
+                return []
             items: list[PlayItem] = []
             missed: list[Occurrence] = []
-            parts_cache: dict[int, tuple[Path, ...] | None] = {}
+            parts_cache: dict[tuple[int, int, bool, bool], tuple[Path, ...] | None] = {}
             for occ, b in rows:
                 priority = Priority.parse(b.priority)
                 window = validity_window(
@@ -211,9 +245,10 @@ class Dispatcher:
                     occ.note = f"the server was down at its time (more than {window} late)"
                     missed.append(occ)
                     continue
-                if b.id not in parts_cache:
-                    parts_cache[b.id] = await self._parts(session, b, priority)
-                parts = parts_cache[b.id]
+                key = (b.announcement_id, b.repeat, b.chime, priority >= Priority.EMERGENCY)
+                if key not in parts_cache:
+                    parts_cache[key] = await self._parts(session, b, priority)
+                parts = parts_cache[key]
                 if parts is None:
                     occ.note = "the announcement's audio file is missing"
                     missed.append(occ)
@@ -239,8 +274,7 @@ class Dispatcher:
             broadcasts = {b.id: b for _, b in rows}
             for bid, seq in {(o.broadcast_id, o.seq) for o, _ in rows}:
                 await self._ensure_next(session, broadcasts[bid], seq)
-            for b in broadcasts.values():
-                await store.refresh_status(session, b, now)
+            await store.refresh_statuses(session, broadcasts.values(), now)
             for occ in missed:
                 devices_store.audit(
                     session,
@@ -253,22 +287,12 @@ class Dispatcher:
                 )
             await session.commit()
         self.missed += len(missed)
-        refused: list[tuple[PlayItem, str]] = []
-        for item in items:  # after the commit: a crash from here on never replays them
-            try:
-                self.channels.offer(item)
-            except Exception as exc:
-                log.exception("channel refused item %s", item.item_id)
-                refused.append((item, str(exc) or type(exc).__name__))
-        if refused:
-            await self._refused(refused)
-        self.dispatched += len(items) - len(refused)
-        return len(items) - len(refused)
+        return items
 
     async def _refused(self, refused: list[tuple[PlayItem, str]]) -> None:
         """Items the channel would not take end ``missed`` with the channel's reason."""
         now = self.clock.now()
-        async with self.sessionmaker() as session:
+        async with self._write, self.sessionmaker() as session:
             for item, reason in refused:
                 match = ITEM_ID.match(item.item_id)
                 occ = await session.get(Occurrence, int(match[2])) if match else None
@@ -344,41 +368,69 @@ class Dispatcher:
         self._reports.put_nowait((report, connected))
 
     async def _report_loop(self) -> None:
-        while True:
-            report, connected = await self._reports.get()
+        stop = False
+        while not stop:
+            batch: list[tuple[ItemReport, set[int]]] = []
+            entry = await self._reports.get()
+            while True:
+                if entry is None:
+                    stop = True
+                else:
+                    batch.append(entry)
+                if stop or self._reports.empty() or len(batch) >= REPORT_BATCH:
+                    break
+                entry = self._reports.get_nowait()
+            if not batch:
+                continue
             try:
-                await self._handle_report(report, connected)
+                await self._handle_reports(batch)
             except Exception:
-                log.exception("could not record report of %s", report.item_id)
+                log.exception("could not record %d item report(s)", len(batch))
 
-    async def _handle_report(self, report: ItemReport, connected: set[int]) -> None:
-        match = ITEM_ID.match(report.item_id)
-        if match is None:
-            return
-        bid, oid = int(match[1]), int(match[2])
+    async def _handle_reports(self, batch: list[tuple[ItemReport, set[int]]]) -> None:
+        """Record a batch of reports in one transaction, then tell the console."""
+        async with self._write:
+            events, touched, statuses = await self._record_reports(batch)
+        for event, bid, oid, report, village_status in events:
+            b = touched[bid]
+            data: dict[str, Any] = {
+                "broadcast_id": bid,
+                "village": report.village,
+                "title": b.title,
+                "priority": b.priority,
+                "occurrence_id": oid,
+                "status": statuses[bid],
+            }
+            if village_status is not None:
+                data["village_status"] = village_status
+            self.publish("broadcast.started" if event == "started" else "broadcast.ended", **data)
+
+    async def _record_reports(
+        self, batch: list[tuple[ItemReport, set[int]]]
+    ) -> tuple[
+        list[tuple[str, int, int, ItemReport, str | None]], dict[int, Broadcast], dict[int, str]
+    ]:
         now = self.clock.now()
+        events: list[tuple[str, int, int, ItemReport, str | None]] = []
+        touched: dict[int, Broadcast] = {}
         async with self.sessionmaker() as session:
-            if report.event == "started":
-                occ = await store.record_started(session, oid, report.at, connected)
-            else:
-                occ = await store.record_ended(session, report, oid)
-            if occ is None:
-                return
-            b = await store.get_broadcast(session, bid)
-            status = await store.refresh_status(session, b, now)
+            parsed = []
+            for report, connected in batch:
+                match = ITEM_ID.match(report.item_id)
+                if match is not None:
+                    parsed.append((report, int(match[2]), connected))
+            changed = await store.record_reports(session, parsed)
+            bids = {occ.broadcast_id for _, occ in changed}
+            if bids:
+                rows = await session.scalars(select(Broadcast).where(Broadcast.id.in_(bids)))
+                touched = {b.id: b for b in rows}
+            for report, occ in changed:
+                bid = occ.broadcast_id
+                village_status = None if report.event == "started" else occ.status
+                events.append((report.event, bid, occ.id, report, village_status))
+            statuses = await store.refresh_statuses(session, touched.values(), now)
             await session.commit()
-        event = "broadcast.started" if report.event == "started" else "broadcast.ended"
-        data: dict[str, Any] = {
-            "broadcast_id": bid,
-            "village": report.village,
-            "title": b.title,
-            "priority": b.priority,
-            "occurrence_id": oid,
-            "status": status,
-        }
-        if report.event != "started":
-            data["village_status"] = occ.status
-        self.publish(event, **data)
+        return events, touched, statuses
 
     async def stop_items(self, item_ids: Iterable[str]) -> None:
         """Stop items where they play (cancel); ones the channels do not know end ``cancelled``."""
@@ -392,7 +444,7 @@ class Dispatcher:
                 continue
             village = item_id[match.end() :]
             report = ItemReport(item_id, village, int(match[1]), "cancelled", now, 0)
-            await self._handle_report(report, set())
+            await self._handle_reports([(report, set())])
 
 
 def _nominal_of(broadcast_id: int, seq: int) -> Select[datetime]:

@@ -33,10 +33,10 @@ __all__ = [
     "list_broadcasts",
     "next_due",
     "ready_announcement",
-    "record_ended",
-    "record_started",
+    "record_reports",
     "recover_interrupted",
     "refresh_status",
+    "refresh_statuses",
     "village_info",
     "village_reports",
 ]
@@ -134,99 +134,148 @@ async def due(session: AsyncSession, until: datetime) -> list[tuple[Occurrence, 
     return [(o, b) for o, b in rows.all()]
 
 
-async def record_started(
-    session: AsyncSession, occurrence_id: int, at: datetime, connected: set[int]
-) -> Occurrence | None:
-    """An occurrence started: note every box of the village and whether it was connected."""
-    occ = await session.get(Occurrence, occurrence_id)
-    if occ is None or occ.status not in ("dispatched", "scheduled"):
-        return None
-    occ.status = "playing"
-    occ.started_at = at
-    await _ensure_deliveries(session, occ, connected)
-    b = await session.get(Broadcast, occ.broadcast_id)
-    if b is not None:  # broadcast: from now on residents and every staff member may replay it
-        await recordings_store.mark_published(session, b.announcement_id)
-    return occ
+async def record_reports(
+    session: AsyncSession, reports: Sequence[tuple[ItemReport, int, set[int]]]
+) -> list[tuple[ItemReport, Occurrence]]:
+    """Record channel reports ``(report, occurrence id, boxes connected at start)`` in bulk.
 
-
-async def _ensure_deliveries(session: AsyncSession, occ: Occurrence, connected: set[int]) -> None:
-    existing = set(
-        await session.scalars(select(Delivery.device_id).where(Delivery.occurrence_id == occ.id))
-    )
-    devices = await session.scalars(
-        select(Device).where(Device.village_code == occ.village_code, Device.revoked_at.is_(None))
-    )
-    for d in devices:
-        if d.id not in existing:
-            session.add(
-                Delivery(
-                    occurrence_id=occ.id,
-                    device_id=d.id,
-                    device_name=d.name,
-                    connected_at_start=d.id in connected,
-                    last_seen=d.last_seen,
-                )
+    ``started``: the occurrence plays; every box of its village gets a delivery row noting
+    whether it was connected. An end (``finished``/``preempted``/``cancelled``): bytes and
+    outcome per box, live listeners, and the occurrence's status. Returns what changed.
+    """
+    if not reports:
+        return []
+    occ_ids = {oid for _, oid, _ in reports}
+    occs = {
+        o.id: o for o in await session.scalars(select(Occurrence).where(Occurrence.id.in_(occ_ids)))
+    }
+    villages = {o.village_code for o in occs.values()}
+    devices: dict[int, Device] = {
+        d.id: d
+        for d in await session.scalars(
+            select(Device).where(Device.village_code.in_(villages), Device.revoked_at.is_(None))
+        )
+    }
+    deliveries: dict[int, dict[int, Delivery]] = {oid: {} for oid in occ_ids}
+    for row in await session.scalars(select(Delivery).where(Delivery.occurrence_id.in_(occ_ids))):
+        deliveries[row.occurrence_id][row.device_id] = row
+    started_broadcasts: set[int] = set()
+    out = []
+    with session.no_autoflush:
+        for report, oid, connected in reports:
+            occ = occs.get(oid)
+            if occ is None:
+                continue
+            if report.event == "started":
+                if occ.status not in ("dispatched", "scheduled"):
+                    continue
+                occ.status = "playing"
+                occ.started_at = report.at
+                _add_deliveries(session, occ, devices, deliveries[oid], connected)
+                started_broadcasts.add(occ.broadcast_id)
+            else:
+                if occ.status not in OPEN_OCCURRENCE:
+                    continue
+                _record_end(session, occ, report, devices, deliveries[oid])
+            out.append((report, occ))
+    if started_broadcasts:  # broadcast: from now on residents and every staff member may replay it
+        announcement_ids = set(
+            await session.scalars(
+                select(Broadcast.announcement_id).where(Broadcast.id.in_(started_broadcasts))
             )
+        )
+        for announcement_id in announcement_ids:
+            await recordings_store.mark_published(session, announcement_id)
     await session.flush()
+    return out
 
 
-async def record_ended(
-    session: AsyncSession, report: ItemReport, occurrence_id: int
-) -> Occurrence | None:
-    """An occurrence ended: bytes and outcome per box, live listeners, and its status."""
-    occ = await session.get(Occurrence, occurrence_id)
-    if occ is None or occ.status not in OPEN_OCCURRENCE:
-        return None
+def _add_deliveries(
+    session: AsyncSession,
+    occ: Occurrence,
+    devices: dict[int, Device],
+    rows: dict[int, Delivery],
+    connected: set[int],
+) -> None:
+    for d in devices.values():
+        if d.village_code == occ.village_code and d.id not in rows:
+            rows[d.id] = Delivery(
+                occurrence_id=occ.id,
+                device_id=d.id,
+                device_name=d.name,
+                connected_at_start=d.id in connected,
+                last_seen=d.last_seen,
+            )
+            session.add(rows[d.id])
+
+
+def _record_end(
+    session: AsyncSession,
+    occ: Occurrence,
+    report: ItemReport,
+    devices: dict[int, Device],
+    rows: dict[int, Delivery],
+) -> None:
     if occ.started_at is None and report.event != "cancelled":
         occ.started_at = report.at
     if occ.started_at is not None:
-        await _ensure_deliveries(session, occ, set())
+        _add_deliveries(session, occ, devices, rows, set())
     occ.ended_at = report.at
     occ.end_event = report.event
     occ.total_bytes = report.total_bytes
     occ.listener_ids = sorted(set(occ.listener_ids or ()) | set(report.listener_ids))
     reached = report.reached()
-    rows = list(await session.scalars(select(Delivery).where(Delivery.occurrence_id == occ.id)))
-    known = {r.device_id for r in rows}
-    for device_id in set(report.device_bytes) - known:  # connected although added after the start
-        device = await session.get(Device, device_id)
-        row = Delivery(
+    for device_id in set(report.device_bytes) - set(rows):  # connected, added after the start
+        device = devices.get(device_id)
+        rows[device_id] = Delivery(
             occurrence_id=occ.id,
             device_id=device_id,
             device_name=device.name if device else f"#{device_id}",
             connected_at_start=False,
         )
-        session.add(row)
-        rows.append(row)
-    for row in rows:
+        session.add(rows[device_id])
+    for row in rows.values():
         row.bytes = report.device_bytes.get(row.device_id, 0)
         row.reached = row.device_id in reached
-        if not row.reached:
-            device = await session.get(Device, row.device_id)
-            if device is not None and device.last_seen is not None:
-                row.last_seen = device.last_seen
-    occ.status = occurrence_status(report.event, (r.device_id for r in rows), reached)
-    await session.flush()
-    return occ
+        device = devices.get(row.device_id)
+        if not row.reached and device is not None and device.last_seen is not None:
+            row.last_seen = device.last_seen
+    occ.status = occurrence_status(report.event, rows, reached)
 
 
 async def refresh_status(session: AsyncSession, broadcast: Broadcast, now: datetime) -> str:
     """Recompute a broadcast's status and next due time from its occurrences."""
+    return (await refresh_statuses(session, [broadcast], now))[broadcast.id]
+
+
+async def refresh_statuses(
+    session: AsyncSession, broadcasts: Iterable[Broadcast], now: datetime
+) -> dict[int, str]:
+    """:func:`refresh_status` for many broadcasts with one query; their new statuses by id."""
+    by_id = {b.id: b for b in broadcasts}
+    if not by_id:
+        return {}
+    await session.flush()
     rows = (
         await session.execute(
-            select(Occurrence.status, Occurrence.due_at).where(
-                Occurrence.broadcast_id == broadcast.id
+            select(Occurrence.broadcast_id, Occurrence.status, Occurrence.due_at).where(
+                Occurrence.broadcast_id.in_(list(by_id))
             )
         )
     ).all()
-    status = broadcast_status(broadcast.cancelled_at is not None, [s for s, _ in rows])
-    pending = [d for s, d in rows if s == "scheduled"]
-    broadcast.next_due_at = min(pending) if pending else None
-    if status in ("done", "partial", "missed", "cancelled") and broadcast.ended_at is None:
-        broadcast.ended_at = now
-    broadcast.status = status
-    return status
+    grouped: dict[int, list[tuple[str, datetime]]] = {bid: [] for bid in by_id}
+    for bid, status, due_at in rows:
+        grouped[bid].append((status, due_at))
+    out = {}
+    for bid, b in by_id.items():
+        occs = grouped[bid]
+        status = broadcast_status(b.cancelled_at is not None, [s for s, _ in occs])
+        pending = [d for s, d in occs if s == "scheduled"]
+        b.next_due_at = min(pending) if pending else None
+        if status in ("done", "partial", "missed", "cancelled") and b.ended_at is None:
+            b.ended_at = now
+        b.status = out[bid] = status
+    return out
 
 
 async def cancel(
