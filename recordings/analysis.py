@@ -62,15 +62,16 @@ def peaks_of(maxima: np.ndarray, buckets: int = PEAK_BUCKETS) -> tuple[float, ..
 def scan_raw(path: Path, rate: int, integrated_lufs: float) -> Span:
     """Scan a raw mono f32le file in chunks (bounded memory) and find its sounding span."""
     window = int(rate * WINDOW_S)
-    data = np.memmap(path, dtype="<f4", mode="r") if path.stat().st_size else np.zeros(0, "<f4")
     levels: list[np.ndarray] = []
     maxima: list[np.ndarray] = []
-    step = window * _CHUNK_WINDOWS
-    for offset in range(0, data.size, step):
-        rms_db, peak = window_levels(np.asarray(data[offset : offset + step]), window)
-        levels.append(rms_db)
-        maxima.append(peak)
-    del data
+    with path.open("rb") as f:
+        while True:
+            chunk = np.fromfile(f, dtype="<f4", count=window * _CHUNK_WINDOWS)
+            if chunk.size == 0:
+                break
+            rms_db, peak = window_levels(chunk, window)
+            levels.append(rms_db)
+            maxima.append(peak)
     if not levels:
         return Span(0.0, 0.0, ())
     # Relative threshold: a recording made 30 dB too quietly is trimmed like a normal one.
