@@ -97,6 +97,7 @@ class LiveSession:
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     end_reason: str = ""
     announcement_id: int | None = None
+    placements: dict[str, str] = field(default_factory=dict)  # village → plays_now|preempts|queued
 
     def to_json(self) -> dict[str, Any]:
         """The session as the API shows it."""
@@ -105,6 +106,7 @@ class LiveSession:
             "kind": self.kind,
             "broadcast_id": self.live.broadcast_id,
             "villages": sorted(self.live.items),
+            "placements": self.placements,
             "title": self.title,
             "started_at": self.started_at.isoformat(),
             "bytes": self.output.bytes,
@@ -185,6 +187,11 @@ class LiveService:
         session_id = next(self._ids)
         recording = self.settings.data_dir / "live" / f"{now:%Y%m%dT%H%M%S}-{live.broadcast_id}.mp3"
         hub = self.app[streams.HUB]
+        # What each channel does with the live item: plays now, preempts, or waits in the queue
+        # behind an item of the same or a higher priority (the rules of any broadcast).
+        placements: dict[str, str] = {
+            v: hub.predict(v, priority).outcome for v in sorted(live.items)
+        }
         feeds = [
             hub.open_live(
                 PlayItem(
@@ -208,6 +215,7 @@ class LiveService:
             live=live,
             output=SessionOutput(feeds, recording),
             started_at=now,
+            placements=placements,
         )
         self.sessions[session_id] = session
         return session
@@ -512,11 +520,11 @@ async def source(request: web.Request) -> web.StreamResponse:
             chime=False, title=title,
         )  # fmt: skip
     except VillagecastError as exc:
-        response = from_error(exc, request)
+        refusal = from_error(exc, request)
         if isinstance(exc, SourceAuthFailed):
-            response.headers["WWW-Authenticate"] = 'Basic realm="villagecast source"'
-        response.force_close()
-        return response
+            refusal.headers["WWW-Authenticate"] = 'Basic realm="villagecast source"'
+        refusal.force_close()
+        return refusal
     if head.expects_continue and request.transport is not None:
         request.transport.write(CONTINUE)
     response = web.StreamResponse(status=200, headers={"Server": "villagecast"})

@@ -199,6 +199,7 @@ async def test_publish_reaches_targeted_speakers_and_webrtc_listeners_then_the_a
             )
             assert resp.status == 201, data
             assert data["villages"] == [TARGET]
+            assert data["placements"] == {TARGET: "plays_now"}
             assert "127.0.0.1" in data["sdp"]
             await asyncio.sleep(spoken_s + 3.0)
             await publisher.close()  # hang up
