@@ -36,6 +36,7 @@ def _url(client: Any, path: str, token: str) -> str:
     return str(client.make_url(path).with_query(token=token))
 
 
+@pytest.mark.slow
 async def test_announcement_reaches_its_village_only(
     client: Any, make_device: Callable[..., Any], speech_mp3: Path, reports: list[ItemReport]
 ) -> None:
@@ -118,6 +119,7 @@ async def test_playlist_points_at_the_stream_with_the_token(
     assert lines[-1].endswith(f"/live/{VILLAGE_A}.mp3?token={token}")
 
 
+@pytest.mark.slow
 async def test_emergency_preempts_routine_item_within_a_second(
     client: Any,
     make_device: Callable[..., Any],
@@ -171,3 +173,28 @@ def _band_seconds(samples: np.ndarray, freq: float, rate: int = 16000) -> float:
     peaks = np.argmax(spectra, axis=1) * rate / win
     loud = np.sqrt(np.mean(frames**2, axis=1)) > 0.01
     return float(np.sum((np.abs(peaks - freq) <= 30) & loud) * 0.1)
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.1"])
+async def test_raw_body_without_chunked_framing_for_http_10_and_11(
+    client: Any, make_listener: Callable[..., Any], version: str
+) -> None:
+    from streaming.mp3 import SILENCE_FRAME
+
+    _, token = await make_listener(VILLAGE_A)
+    port = client.make_url("/").port
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(f"GET /live/me.mp3?token={token} HTTP/{version}\r\nHost: x\r\n\r\n".encode())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        body = await asyncio.wait_for(reader.readexactly(21 * len(SILENCE_FRAME)), 5)
+    finally:
+        writer.close()
+    lines = head.decode().split("\r\n")
+    assert lines[0] == f"HTTP/{version} 200 OK"
+    fields = {k.lower(): v for k, _, v in (line.partition(": ") for line in lines[1:] if line)}
+    assert fields["content-type"] == "audio/mpeg"
+    assert "transfer-encoding" not in fields
+    assert "content-length" not in fields
+    assert "icy-metaint" not in fields
+    assert body == SILENCE_FRAME * 21  # the burst of an idle channel, bare MP3 frames
