@@ -393,3 +393,43 @@ async def test_timer_loop_wakes_at_the_time_and_on_poke(
     async with sm() as session:
         rows = list(await session.scalars(select(Broadcast)))
     assert rows[0].status == "playing"
+
+
+class RefusingChannels(FakeChannels):
+    """Channels that cannot read the item's files."""
+
+    def offer(self, item: Any) -> Any:
+        raise OSError("unreadable part")
+
+
+async def test_an_item_the_channel_refuses_ends_missed_with_the_reason(
+    sm: Any, clock: FakeClock, config: Any, announcement: Any, tmp_path: Any
+) -> None:
+    channels = RefusingChannels(clock)
+    d = Dispatcher(sm, channels, FakeMedia(tmp_path, chimes=False), config, clock=clock)
+    d.attach()
+    admin = await add_account(sm)
+    bid = await send(sm, admin, channels, clock, config, await announcement())
+    assert await d.dispatch_due() == 0
+    assert await status_of(sm, bid) == "missed"
+    assert "unreadable part" in (await occurrences(sm, bid))[0].note
+
+
+async def test_playing_when_the_server_died_ends_partial_not_replayed(
+    sm: Any,
+    dispatcher: Dispatcher,
+    channels: FakeChannels,
+    clock: FakeClock,
+    config: Any,
+    announcement: Any,
+    tmp_path: Any,
+) -> None:
+    admin = await add_account(sm)
+    bid = await send(sm, admin, channels, clock, config, await announcement())
+    await dispatcher.dispatch_due()
+    await dispatcher.process_reports()
+    assert await status_of(sm, bid) == "playing"
+    d = Dispatcher(sm, FakeChannels(clock), FakeMedia(tmp_path), config, clock=clock)
+    await d.recover()
+    assert await status_of(sm, bid) == "partial"
+    assert await d.dispatch_due() == 0
