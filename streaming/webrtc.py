@@ -47,6 +47,7 @@ __all__ = [
     "WebRtcUnavailable",
     "add_public_candidates",
     "answer_offer",
+    "check_offer",
     "host_addresses_for",
     "ice_configuration",
     "pinned_host_addresses",
@@ -148,12 +149,19 @@ def add_public_candidates(sdp: str, public_address: str) -> str:
     return "\r\n".join(out) + "\r\n"
 
 
+def check_offer(sdp: object, kind: object) -> None:
+    """Refuse what cannot be an SDP offer (before any work is done for it)."""
+    if kind != "offer" or not isinstance(sdp, str) or not sdp.startswith("v=0"):
+        raise NotAnOffer("send an SDP offer: {sdp: 'v=0…', type: 'offer'}")
+    if "m=audio" not in sdp:
+        raise NoAudioTrack("the offer has no audio section")
+
+
 async def answer_offer(
     pc: RTCPeerConnection, sdp: str, kind: str, gather_timeout_s: float = 2.5
 ) -> RTCSessionDescription:
     """Apply a remote offer and return the local answer with all its candidates (no trickle)."""
-    if kind != "offer" or not isinstance(sdp, str) or not sdp.startswith("v=0"):
-        raise NotAnOffer("send an SDP offer: {sdp: 'v=0…', type: 'offer'}")
+    check_offer(sdp, kind)
     try:
         await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
     except ValueError as exc:

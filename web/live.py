@@ -52,6 +52,7 @@ from streaming.webrtc import (
     TooManyWebRtcListeners,
     add_public_candidates,
     answer_offer,
+    check_offer,
     host_addresses_for,
     ice_configuration,
     parse_ice_servers,
@@ -300,16 +301,17 @@ class LiveService:
     ) -> str:
         """A WebRTC listener of a village channel: the answer SDP."""
         channel = self.channels.get(village)
-        if channel is None:
-            channel = self.channels[village] = ChannelListen(village)
-            self.app[streams.HUB].add_tap(village, channel.feed_mp3)
-        if channel.listeners >= self.settings.webrtc_listeners_per_channel:
+        present = channel.listeners if channel is not None else 0
+        if present >= self.settings.webrtc_listeners_per_channel:
             raise TooManyWebRtcListeners(
-                f"{channel.listeners} WebRTC listeners already; "
+                f"{present} WebRTC listeners already; "
                 f"listen at /hls/{village}/live.m3u8 or /live/{village}.mp3",
                 hls=f"/hls/{village}/live.m3u8",
                 mp3=f"/live/{village}.mp3",
             )
+        if channel is None:
+            channel = self.channels[village] = ChannelListen(village)
+            self.app[streams.HUB].add_tap(village, channel.feed_mp3)
         pc = RTCPeerConnection(ice_configuration(self.ice_urls))
         track = channel.fanout.add_listener()
         sender = pc.addTrack(track)
@@ -431,8 +433,7 @@ async def publish(request: web.Request) -> web.Response:
         account, service.config.tz
     )
     sdp = data["sdp"]
-    if not isinstance(sdp, str) or not isinstance(data["type"], str):
-        raise InvalidField("sdp and type must be strings", field="sdp")
+    check_offer(sdp, data["type"])
     session, answer = await service.publish(
         account, targets, priority, chime, title, sdp, data["type"]
     )
@@ -470,8 +471,7 @@ async def listen(request: web.Request) -> web.Response:
     if village != client.village_code:
         raise WrongVillage(f"this token listens to {client.village_code!r} only")
     data = await json_body(request, allowed=("sdp", "type"), required=("sdp", "type"))
-    if not isinstance(data["sdp"], str) or not isinstance(data["type"], str):
-        raise InvalidField("sdp and type must be strings", field="sdp")
+    check_offer(data["sdp"], data["type"])
     listener_id = client.id if isinstance(client, Listener) else None
     answer = await request.app[LIVE].listen(village, data["sdp"], data["type"], listener_id)
     return web.json_response({"sdp": answer, "type": "answer"})

@@ -292,3 +292,26 @@ async def test_listen_needs_a_token_of_that_village(client: Any) -> None:
     assert resp.status == 403
     resp = await client.post(f"/api/v1/live/listen/{TARGET}", json={"sdp": "v=0", "type": "offer"})
     assert resp.status == 401
+
+
+async def test_webrtc_listeners_over_the_cap_are_sent_to_hls(client: Any) -> None:
+    from web.live import LIVE
+
+    service = client.app[LIVE]
+    service.settings = service.settings.replace(webrtc_listeners_per_channel=0)
+    token = await make_listener(client, TARGET)
+    listener = WebRtcListener()
+    try:
+        listener.pc.addTransceiver("audio", direction="recvonly")
+        await listener.pc.setLocalDescription(await listener.pc.createOffer())
+        resp = await client.post(
+            "/api/v1/live/listen/me",
+            json={"sdp": listener.pc.localDescription.sdp, "type": "offer"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert resp.status == 503
+        body = await resp.json()
+        assert body["hls"] == f"/hls/{TARGET}/live.m3u8"
+    finally:
+        await listener.close()
+    assert service.channels == {}  # the channel's decoder was not left running
