@@ -270,3 +270,19 @@ def test_a_preempted_item_offered_again_from_its_report_waits_its_turn(
         ("routine-2", "started"),
         ("routine-2", "finished"),
     ]
+
+
+def test_a_crowd_gets_double_batches_every_other_tick(channel: Channel, clock: FakeClock) -> None:
+    from streaming import channel as channel_module
+
+    transports = [connect(channel)[1] for _ in range(channel_module.CROWD)]
+    channel.offer(item("a"), [FRAME] * 1000)
+    run(channel, clock, 0.5)
+    sizes: list[int] = []
+    for _ in range(8):
+        before = len(transports[0].data)
+        clock.now += 0.12
+        channel.pump(clock.now)
+        sizes.append(len(transports[0].data) - before)
+    assert sizes.count(0) == 4
+    assert sum(sizes) == pytest.approx(8 * 5 * len(FRAME), abs=2 * len(FRAME))
