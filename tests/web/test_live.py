@@ -22,7 +22,7 @@ from av.audio.frame import AudioFrame
 from broadcast.models import Broadcast, Occurrence
 from devices import store
 from streaming.webrtc import ice_configuration, pinned_host_addresses
-from tests.audio import decode_pcm, loud_seconds, speech_wav
+from tests.audio import decode_pcm, loud_seconds, speech_wav, tone_wav
 from web.api_announcements import INGEST
 from web.keys import SESSIONMAKER
 from web.settings import Settings
@@ -315,3 +315,28 @@ async def test_webrtc_listeners_over_the_cap_are_sent_to_hls(client: Any) -> Non
     finally:
         await listener.close()
     assert service.channels == {}  # the channel's decoder was not left running
+
+
+async def test_a_publisher_that_goes_mute_is_ended_within_seconds(
+    client: Any, admin_headers: dict[str, str], loopback_ice: None, tmp_path: Path
+) -> None:
+    """A cut cable or a frozen tab: no more audio, connection still up → ended, channel freed."""
+    from web.streams import HUB
+
+    publisher = WebRtcPublisher(tone_wav(tmp_path / "long.wav", 30.0))
+    try:
+        resp, data = await publisher.publish(client, admin_headers, targets={"villages": [TARGET]})
+        assert resp.status == 201, data
+        await asyncio.sleep(1.5)
+        assert client.app[HUB].now_playing(TARGET) is not None
+        publisher.pc.getSenders()[0].replaceTrack(None)  # stops sending, stays connected
+        cut = asyncio.get_running_loop().time()
+        await wait_no_sessions(client, admin_headers, 10)
+        assert asyncio.get_running_loop().time() - cut < 5  # PUBLISH_IDLE_S is 3 s
+        for _ in range(20):
+            if client.app[HUB].now_playing(TARGET) is None:
+                break
+            await asyncio.sleep(0.1)
+        assert client.app[HUB].now_playing(TARGET) is None  # the channel is back to its queue
+    finally:
+        await publisher.close()
