@@ -68,7 +68,13 @@ async def console(request: web.Request) -> web.StreamResponse:
 
 
 async def login(request: web.Request) -> web.StreamResponse:
-    """The login page."""
+    """The login page (staff already logged in go to the console)."""
+    try:
+        account = await auth.current_account(request)
+    except Exception:  # a stale or unknown cookie: show the form
+        account = None
+    if account is not None:
+        raise web.HTTPFound("/")
     return render_page(request, "login.html")
 
 

@@ -210,3 +210,17 @@ def test_village_head_approves_a_pending_resident(page: Any, browser: Any, serve
     assert resident.is_enabled("#listen-btn")
     phone.close()
     api_in_page(page, "PATCH", f"/api/v1/regions/{VILLAGE}", {"requires_listener_approval": False})
+
+
+def test_admin_picker_offers_groups_and_filters_villages(page: Any, server: Server) -> None:
+    login(page, "admin", server.passwords["admin"])
+    group = {"name": "해안 스피커", "region": "48820", "devices": [1, 2]}
+    made = api_in_page(page, "POST", "/api/v1/groups", group)
+    assert made["status"] == 201, made
+    page.goto("/login")  # logged in already: back to the console
+    page.wait_for_selector(".stats")
+    page.goto("/#live")
+    page.wait_for_selector(".picker-groups")
+    assert "해안 스피커" in page.inner_text(".picker-groups")
+    page.fill(".picker-filter", "하일면")
+    assert page.locator("fieldset.picker-district:visible").count() == 1

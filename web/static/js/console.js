@@ -3,7 +3,7 @@ import { api, describe, events, itemsOf } from "./api.js";
 import { clearToast, errorBox, onAir, paintOnAir, toast } from "./ui.js";
 import { h, mount, $, $$ } from "./dom.js";
 import { applyI18n, fmtTime, lang, regionName, setLang, t } from "./i18n.js";
-import { loadRegions, loadSession, state } from "./state.js";
+import { loadGroups, loadRegions, loadSession, state } from "./state.js";
 import { renderCompose, renderLive } from "./compose.js";
 import {
   renderArchive, renderAudit, renderDevices, renderReport, renderReports, renderResidents, renderSchedule,
@@ -185,7 +185,7 @@ async function start() {
     return;
   }
   try {
-    await loadRegions();
+    await Promise.all([loadRegions(), loadGroups()]);
   } catch (err) {
     toast(describe(err), "error");
   }

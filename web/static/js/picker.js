@@ -35,6 +35,14 @@ export function targetPicker(name = "t", { allowWhole = true } = {}) {
       h("div", { class: "village-grid" }, d.villages.map((v, i) => h("label", { class: "check" }, boxes[i], regionName(v)))),
     );
   });
+  const groupBoxes = allowWhole
+    ? state.groups.map((g) => h("input", { type: "checkbox", id: `${name}-g-${g.id}`, class: "group", value: g.id }))
+    : [];
+  const groupSet = groupBoxes.length
+    ? h("fieldset", { class: "picker-groups" }, h("legend", {}, t("picker.groups")),
+        h("div", { class: "village-grid" }, state.groups.map((g, i) =>
+          h("label", { class: "check" }, groupBoxes[i], g.name, h("span", { class: "muted" }, ` (${(g.devices || []).length})`)))))
+    : null;
   const el = h(
     "div",
     { class: "picker", role: "group", "aria-label": t("picker.label") },
@@ -43,12 +51,13 @@ export function targetPicker(name = "t", { allowWhole = true } = {}) {
       type: "search", class: "picker-filter", "aria-label": t("picker.filter"), placeholder: t("picker.filter"),
       oninput: (ev) => {
         const q = ev.target.value.trim();
-        for (const fs of el.querySelectorAll("fieldset")) {
+        for (const fs of el.querySelectorAll("fieldset.picker-district")) {
           const hit = !q || fs.textContent.includes(q) || fs.dataset.district.includes(q.toLowerCase());
           fs.hidden = !hit;
         }
       },
     }) : null,
+    groupSet,
     h("div", { class: "picker-tree" }, fieldsets),
   );
   el.addEventListener("change", changed);
@@ -61,7 +70,9 @@ export function targetPicker(name = "t", { allowWhole = true } = {}) {
     const villages = [...el.querySelectorAll(".village:checked")]
       .filter((b) => !b.disabled)
       .map((b) => b.value);
+    const groups = groupBoxes.filter((b) => b.checked).map((b) => Number(b.value));
     const out = {};
+    if (groups.length) out.groups = groups;
     if (districts.length) out.districts = districts;
     if (villages.length) out.villages = villages;
     return out;
@@ -69,7 +80,7 @@ export function targetPicker(name = "t", { allowWhole = true } = {}) {
   function count() {
     const tg = targets();
     if (tg.county) return state.villages.size;
-    let n = (tg.villages || []).length;
+    let n = (tg.villages || []).length + (tg.groups || []).length;
     for (const d of tg.districts || []) n += state.districts.get(d)?.villages.length || 0;
     return n;
   }

@@ -9,6 +9,7 @@ export const state = {
   tree: { county: null, districts: [] },
   villages: new Map(), // code → village (with .district)
   districts: new Map(), // code → district
+  groups: [], // speaker groups the account can see
 };
 
 function pickRegionCode(value) {
@@ -96,4 +97,13 @@ export function allowedTree() {
 
 export function allowedVillages() {
   return allowedTree().flatMap((d) => d.villages);
+}
+
+/** Speaker groups (targets too); none when the API refuses. */
+export async function loadGroups() {
+  try {
+    state.groups = itemsOf(await api("GET", "/api/v1/groups"), "groups");
+  } catch {
+    state.groups = [];
+  }
 }

@@ -136,6 +136,7 @@ export const STRINGS = {
   "picker.label": S("받을 마을 고르기", "Choose villages"),
   "picker.all": S("{name} 전체", "All of {name}"),
   "picker.county": S("{name} 전체 (모든 마을)", "All of {name} (every village)"),
+  "picker.groups": S("스피커 그룹", "Speaker groups"),
   "picker.filter": S("읍·면 또는 마을 찾기", "Find a district or village"),
   // schedule and reports
   "schedule.new": S("+ 새 방송", "+ New broadcast"),
