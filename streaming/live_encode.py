@@ -182,6 +182,7 @@ class SessionOutput:
         self.bytes = 0
         self.last_audio_at = time.monotonic()
         self.closed = False
+        self._hold_until = 0.0  # the speaker's audio is held back while the opening chime plays
 
     def push_frame(self, frame: AudioFrame) -> None:
         """Encode a PCM frame (once) and send the result everywhere."""
@@ -196,6 +197,8 @@ class SessionOutput:
         if self.closed or not data:
             return
         self.last_audio_at = time.monotonic()
+        if self.last_audio_at < self._hold_until:
+            return
         frames = self._splitter.feed(data)
         if not frames:
             return
@@ -211,16 +214,38 @@ class SessionOutput:
                 log.exception("live feed failed; dropping it")
                 self._drop(feed)
 
+    def play_jingle(self, frames: Sequence[bytes], *, hold: bool) -> float:
+        """Send frames (a chime) to the feeds only, not to the recording; returns its seconds.
+
+        With ``hold``, the speaker's audio is dropped until the chime has played (an opening
+        chime: the channel must not queue the speaker's words behind it, which would add its
+        length to the delay for the whole session).
+        """
+        seconds = len(frames) * FRAME_MS / 1000
+        if self.closed or not frames:
+            return 0.0
+        chunk = b"".join(frames)
+        for feed in list(self.feeds):
+            try:
+                feed.push(chunk)
+            except Exception:
+                log.exception("live feed failed; dropping it")
+                self._drop(feed)
+        if hold:
+            self._hold_until = time.monotonic() + seconds
+        return seconds
+
     def _drop(self, feed: LiveSink) -> None:
         self.feeds.remove(feed)
         with contextlib.suppress(Exception):
             feed.close()
 
-    def close(self) -> Recording:
-        """Flush the encoder, close every feed and the file; returns the recording."""
+    def close(self, outro: Sequence[bytes] = ()) -> Recording:
+        """Flush the encoder, send ``outro`` (a closing chime), close every feed and the file."""
         if not self.closed:
             if self._encoder is not None:
                 self.push_mp3(self._encoder.flush())
+            self.play_jingle(outro, hold=False)
             self.closed = True
             for feed in list(self.feeds):
                 self._drop(feed)

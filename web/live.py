@@ -37,6 +37,7 @@ from devices.errors import InvalidField, NotFoundError, VillagecastError
 from devices.models import Account, Listener
 from devices.targets import Targets
 from streaming.errors import WrongVillage
+from streaming.hub import load_frames
 from streaming.items import ItemReport, PlayItem, Priority
 from streaming.live_encode import SessionOutput, SourceTranscoder
 from streaming.source_client import (
@@ -99,6 +100,8 @@ class LiveSession:
     end_reason: str = ""
     announcement_id: int | None = None
     placements: dict[str, str] = field(default_factory=dict)  # village → plays_now|preempts|queued
+    chime_s: float = 0.0  # the opening chime's length: the speaker is heard after it
+    outro: list[bytes] = field(default_factory=list)  # closing chime frames
 
     def to_json(self) -> dict[str, Any]:
         """The session as the API shows it."""
@@ -108,6 +111,7 @@ class LiveSession:
             "broadcast_id": self.live.broadcast_id,
             "villages": sorted(self.live.items),
             "placements": self.placements,
+            "chime_s": self.chime_s,
             "title": self.title,
             "started_at": self.started_at.isoformat(),
             "bytes": self.output.bytes,
@@ -157,7 +161,7 @@ class LiveService:
     ) -> LiveSession:
         """Check like a broadcast starting now, add its rows, and open a feed per village."""
         live, now = await self._record(account, targets, priority, chime, title)
-        return self._open(kind, account, live, now, title, priority)
+        return self._open(kind, account, live, now, title, priority, chime)
 
     async def _record(
         self, account: Account, targets: Targets, priority: Priority, chime: bool, title: str
@@ -184,6 +188,7 @@ class LiveService:
         now: datetime,
         title: str,
         priority: Priority,
+        chime: bool,
     ) -> LiveSession:
         session_id = next(self._ids)
         recording = self.settings.data_dir / "live" / f"{now:%Y%m%dT%H%M%S}-{live.broadcast_id}.mp3"
@@ -219,7 +224,25 @@ class LiveService:
             placements=placements,
         )
         self.sessions[session_id] = session
+        if chime:
+            intro, session.outro = self._chime_frames(priority)
+            session.chime_s = round(session.output.play_jingle(intro, hold=True), 2)
         return session
+
+    def _chime_frames(self, priority: Priority) -> tuple[list[bytes], list[bytes]]:
+        """The opening and closing chime as channel MP3 frames (none when unavailable)."""
+        try:
+            chimes = self.app[api_announcements.INGEST].chimes
+            if chimes is None:
+                return [], []
+            if priority >= Priority.EMERGENCY:
+                paths = (chimes.emergency_start, chimes.emergency_end)
+            else:
+                paths = (chimes.start, chimes.end)
+            return load_frames(paths[0]), load_frames(paths[1])
+        except Exception:
+            log.exception("chimes unavailable; going live without them")
+            return [], []
 
     async def end_session(self, session: LiveSession, reason: str) -> None:
         """Close the feeds (the channels return to their queue), then archive the recording."""
@@ -227,7 +250,7 @@ class LiveService:
             return
         session.end_reason = reason
         session.ended.set()
-        recording = session.output.close()
+        recording = session.output.close(session.outro)
         if session.peer is not None:
             await session.peer.close()
         log.info(
@@ -284,7 +307,7 @@ class LiveService:
             await peer.close()
             await self._abandon(live)
             raise
-        session = self._open("webrtc", account, live, now, title, priority)
+        session = self._open("webrtc", account, live, now, title, priority, chime)
         session.peer = peer
         opened.append(session)
         self.spawn(self._watch(session, peer))

@@ -340,3 +340,36 @@ async def test_a_publisher_that_goes_mute_is_ended_within_seconds(
         assert client.app[HUB].now_playing(TARGET) is None  # the channel is back to its queue
     finally:
         await publisher.close()
+
+
+async def test_chimes_open_and_close_a_live_session_but_stay_out_of_the_recording(
+    client: Any, admin_headers: dict[str, str], loopback_ice: None, tmp_path: Path
+) -> None:
+    box = await make_device(client, TARGET)
+    heard = tmp_path / "heard.wav"
+    publisher = WebRtcPublisher(tone_wav(tmp_path / "tone.wav", 8.0, level_dbfs=-12))
+    try:
+        async with http_player(f"{client.make_url('/live')}/{TARGET}.mp3?token={box}", heard, 30):
+            await asyncio.sleep(1.0)
+            resp, data = await publisher.publish(
+                client, admin_headers, targets={"villages": [TARGET]}, chime=True
+            )
+            assert resp.status == 201, data
+            chime_s = data["chime_s"]
+            assert 0.5 < chime_s < 6
+            await asyncio.sleep(8.5)
+            await publisher.close()
+            await wait_no_sessions(client, admin_headers, 8)
+            await asyncio.sleep(chime_s + 1.5)  # the closing chime plays out
+    finally:
+        await publisher.close()
+    assert loud_seconds(decode_pcm(heard)) >= (8.0 - chime_s) * 0.8 + 1.0
+    async with client.app[SESSIONMAKER]() as session:
+        broadcast = await session.get(Broadcast, data["broadcast_id"])
+        assert broadcast is not None
+    assert await client.app[INGEST].wait_ready(broadcast.announcement_id, 60) == "ready"
+    resp = await client.get(
+        f"/api/v1/announcements/{broadcast.announcement_id}", headers=admin_headers
+    )
+    recorded_s = (await resp.json())["duration_s"]
+    assert recorded_s < 8.0 - chime_s + 1.0  # the speaker's audio only, after the opening chime
