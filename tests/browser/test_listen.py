@@ -69,3 +69,27 @@ def test_hls_plays_too(page: Any) -> None:
         "document.querySelector('#live-audio').currentTime > 1.5", timeout=60_000, polling=250
     )
     assert page.get_attribute("#live-audio", "data-via") == "hls"
+
+
+def test_the_page_is_installable_and_opens_offline(browser: Any, server: Server) -> None:
+    ctx = browser.new_context(viewport=PHONE, locale="ko-KR", base_url=server.url)
+    try:
+        page = ctx.new_page()
+        page.goto("/listen")
+        page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+        manifest = page.evaluate(
+            "async () => (await fetch(document.querySelector('link[rel=manifest]').href)).json()"
+        )
+        assert manifest["start_url"] == "/listen"
+        assert any(icon["sizes"] == "512x512" for icon in manifest["icons"])
+        page.wait_for_function(
+            "async () => (await caches.keys()).length > 0 && "
+            "(await (await caches.open((await caches.keys())[0])).keys()).length >= 10",
+            timeout=30_000,
+        )
+        ctx.set_offline(True)
+        page.reload()
+        page.wait_for_selector("h1")
+        assert "우리 마을 방송" in page.inner_text("h1")
+    finally:
+        ctx.close()

@@ -4,7 +4,8 @@
 const CACHE = "villagecast-shell-v1";
 const SHELL = ["/listen", "/manifest.webmanifest", "/static/css/app.css", "/static/js/listen.js",
   "/static/js/api.js", "/static/js/dom.js", "/static/js/i18n.js", "/static/js/strings.js",
-  "/static/icons/icon.svg"];
+  "/static/js/state.js", "/static/vendor/hls.light.min.js",
+  "/static/icons/icon.svg", "/static/icons/icon-192.png"];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));

@@ -299,7 +299,7 @@ export function sendForm(getAnnouncement) {
     invalidate();
   });
   const priority = h("select", { id: "send-priority" },
-    ["normal", "urgent", "emergency"].map((p) => h("option", { value: p }, t(`priority.${p}`))));
+    priorities().map((p) => h("option", { value: p }, t(`priority.${p}`))));
   const repeat = h("input", { type: "number", id: "send-repeat", min: 1, max: 10, value: 1 });
   const chime = h("input", { type: "checkbox", id: "send-chime", checked: true });
   const reason = h("input", { id: "send-reason", maxlength: 300, placeholder: t("send.reason.ph") });
@@ -439,7 +439,7 @@ const live = { pc: null, stream: null, started: 0, timer: null, id: null };
 export async function renderLive(root) {
   const picker = targetPicker("live");
   const priority = h("select", { id: "live-priority" },
-    ["normal", "urgent", "emergency"].map((p) => h("option", { value: p }, t(`priority.${p}`))));
+    priorities().map((p) => h("option", { value: p }, t(`priority.${p}`))));
   const chime = h("input", { type: "checkbox", id: "live-chime", checked: true });
   const meter = h("meter", { id: "live-level", min: 0, max: 1, value: 0, "aria-label": t("compose.level") });
   const status = h("div", { id: "live-status", role: "status", "aria-live": "polite" });
@@ -539,4 +539,9 @@ async function stopLive() {
   }
   Object.assign(live, { pc: null, stream: null, timer: null, id: null, ctx: null });
   setLiveOnAir(false);
+}
+
+/** The priorities this account may use: emergency is for the county office only. */
+function priorities() {
+  return state.role === "admin" ? ["normal", "urgent", "emergency"] : ["normal", "urgent"];
 }
