@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 # Occurrences due this close to the wake-up are dispatched in the same batch.
 BATCH_EPSILON = timedelta(milliseconds=5)
+# The timer wakes and claims due rows this much ahead, then offers each item at its time.
+CLAIM_LEAD = timedelta(milliseconds=300)
 # Sleep at most this long, so that a jump of the wall clock is noticed within it.
 MAX_SLEEP_S = 60.0
 # Reports written in one transaction at most.
@@ -114,6 +116,7 @@ class Dispatcher:
         self.clock: Clock = clock or SystemClock()
         self.publish = publish or (lambda type_, **data: None)
         self._wake = asyncio.Event()
+        self._claimed: set[str] = set()  # committed dispatched, waiting for their exact time
         # One writer at a time from this process: SQLite's busy handler sleeps in steps of up to
         # 100 ms when two connections want to write, which would delay starts; an asyncio lock
         # queues them without sleeping (the timer and the report writer take turns).
@@ -198,42 +201,57 @@ class Dispatcher:
         while not self._stopping:
             self._wake.clear()
             try:
-                await self.dispatch_due()
+                await self.dispatch_due(CLAIM_LEAD)
                 nxt = await self.next_due()
             except Exception:
                 log.exception("dispatcher pass failed; retrying in 1 s")
                 nxt = self.clock.now() + timedelta(seconds=1)
             delay = MAX_SLEEP_S
             if nxt is not None:
-                delay = min(MAX_SLEEP_S, max(0.0, (nxt - self.clock.now()).total_seconds()))
+                wake = nxt - CLAIM_LEAD
+                delay = min(MAX_SLEEP_S, max(0.0, (wake - self.clock.now()).total_seconds()))
             if delay > 0 and not self._stopping:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
 
-    async def dispatch_due(self) -> int:
-        """Offer every due occurrence to its channel (or mark it missed); returns how many."""
+    async def dispatch_due(self, lead: timedelta = timedelta(0)) -> int:
+        """Offer every occurrence due by now (+ ``lead``) to its channel at its due time (or mark
+        it missed); returns how many were offered.
+
+        Claiming ``lead`` ahead takes the database round trips off the start time: rows are
+        committed ``dispatched`` early and each item is offered when its time comes.
+        """
         async with self._write:
-            items = await self._claim_due()
+            items = await self._claim_due(self.clock.now() + lead)
         refused: list[tuple[PlayItem, str]] = []
-        for item in items:  # after the commit: a crash from here on never replays them
-            try:
+        self._claimed.update(item.item_id for item, _ in items)
+        offered = 0
+        for item, due in sorted(items, key=lambda pair: pair[1]):
+            wait_s = (due - self.clock.now()).total_seconds()
+            if wait_s > 0:
+                await asyncio.sleep(wait_s)
+            if item.item_id not in self._claimed:
+                continue  # cancelled while it waited for its time
+            self._claimed.discard(item.item_id)
+            offered += 1
+            try:  # after the commit: a crash from here on never replays them
                 self.channels.offer(item)
             except Exception as exc:
                 log.exception("channel refused item %s", item.item_id)
                 refused.append((item, str(exc) or type(exc).__name__))
         if refused:
             await self._refused(refused)
-        self.dispatched += len(items) - len(refused)
-        return len(items) - len(refused)
+        self.dispatched += offered - len(refused)
+        return offered - len(refused)
 
-    async def _claim_due(self) -> list[PlayItem]:
-        """Mark due occurrences dispatched (or missed) and commit; the items to offer."""
+    async def _claim_due(self, until: datetime) -> list[tuple[PlayItem, datetime]]:
+        """Mark occurrences due by ``until`` dispatched (or missed) and commit; items to offer."""
         now = self.clock.now()
         async with self.sessionmaker() as session:
-            rows = await store.due(session, now + BATCH_EPSILON)
+            rows = await store.due(session, until + BATCH_EPSILON)
             if not rows:
                 return []
-            items: list[PlayItem] = []
+            items: list[tuple[PlayItem, datetime]] = []
             missed: list[Occurrence] = []
             parts_cache: dict[tuple[int, int, bool, bool], tuple[Path, ...] | None] = {}
             for occ, b in rows:
@@ -253,21 +271,20 @@ class Dispatcher:
                     occ.note = "the announcement's audio file is missing"
                     missed.append(occ)
                     continue
-                items.append(
-                    PlayItem(
-                        item_id=occ.item_id,
-                        village=occ.village_code,
-                        title=b.title,
-                        parts=parts,
-                        priority=priority,
-                        broadcast_id=b.id,
-                    )
+                item = PlayItem(
+                    item_id=occ.item_id,
+                    village=occ.village_code,
+                    title=b.title,
+                    parts=parts,
+                    priority=priority,
+                    broadcast_id=b.id,
                 )
+                items.append((item, occ.due_at))
             for occ in missed:
                 occ.status = "missed"
                 occ.ended_at = now
                 occ.end_event = "missed"
-            played_ids = {item.item_id for item in items}
+            played_ids = {item.item_id for item, _ in items}
             await store.mark_dispatched(
                 session, [o.id for o, _ in rows if o.item_id in played_ids], now
             )
@@ -434,7 +451,13 @@ class Dispatcher:
 
     async def stop_items(self, item_ids: Iterable[str]) -> None:
         """Stop items where they play (cancel); ones the channels do not know end ``cancelled``."""
-        unknown = [i for i in item_ids if not self.channels.cancel(i)]
+        unknown = []
+        for item_id in item_ids:
+            if item_id in self._claimed:  # claimed ahead, not offered yet: never offer it
+                self._claimed.discard(item_id)
+                unknown.append(item_id)
+            elif not self.channels.cancel(item_id):
+                unknown.append(item_id)
         if not unknown:
             return
         now = self.clock.now()

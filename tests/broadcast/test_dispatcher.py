@@ -433,3 +433,32 @@ async def test_playing_when_the_server_died_ends_partial_not_replayed(
     await d.recover()
     assert await status_of(sm, bid) == "partial"
     assert await d.dispatch_due() == 0
+
+
+async def test_claimed_ahead_then_cancelled_is_never_offered(
+    sm: Any,
+    dispatcher: Dispatcher,
+    channels: FakeChannels,
+    clock: FakeClock,
+    config: Any,
+    announcement: Any,
+) -> None:
+    import asyncio
+
+    admin = await add_account(sm)
+    bid = await send(
+        sm, admin, channels, clock, config, await announcement(),
+        start_at=T0 + timedelta(milliseconds=400),
+    )  # fmt: skip
+    task = asyncio.create_task(dispatcher.dispatch_due(timedelta(seconds=1)))
+    for _ in range(100):
+        if (await occurrences(sm, bid))[0].status == "dispatched":
+            break
+        await asyncio.sleep(0.01)
+    async with sm() as session:
+        _, to_stop = await cancel_broadcast(session, admin, bid, clock.now())
+        await session.commit()
+    await dispatcher.stop_items(to_stop)
+    assert await task == 0
+    assert channels.offered == []
+    assert await status_of(sm, bid) == "cancelled"
