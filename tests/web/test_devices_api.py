@@ -180,3 +180,24 @@ async def test_groups_hold_speakers_of_their_region_and_resolve_to_villages(
     assert (await client.get(f"/api/v1/groups/{group['id']}", headers=officer)).status == 404
     async with client.app[SESSIONMAKER]() as session:
         assert len((await session.scalars(select(Device))).all()) == 3  # speakers stay
+
+
+async def test_http_matrix_of_roles_and_places_for_adding_speakers(
+    client: Any, admin_headers: dict[str, str], make_staff: Any
+) -> None:
+    far = await other_district_village(client)
+    staff = {
+        "admin": admin_headers,
+        "district": await make_staff("district", "goseong-eup"),
+        "village": await make_staff("village", VILLAGE),
+    }
+    # village → allowed for (admin, district officer of goseong-eup, village head of VILLAGE)
+    matrix = {
+        VILLAGE: (True, True, True),
+        NEIGHBOUR: (True, True, False),
+        far: (True, False, False),
+    }
+    for village, row in matrix.items():
+        for (role, headers), allowed in zip(staff.items(), row, strict=True):
+            resp = await add(client, headers, village, f"{role}@{village}")
+            assert resp.status == (201 if allowed else 403), (role, village, resp.status)

@@ -118,3 +118,15 @@ def test_the_images_command_serves_and_its_health_check_passes(tmp_path: Path) -
         capture_output=True,
     )
     assert result.returncode != 0
+
+
+def test_pyproject_lists_every_package_so_the_image_installs_them_all() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    listed = set(project["tool"]["setuptools"]["packages"])
+    tops = {p.split(".")[0] for p in listed}
+    found = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for top in tops
+        for init in (ROOT / top).rglob("__init__.py")
+    }
+    assert found <= listed, f"packages missing from pyproject.toml: {sorted(found - listed)}"

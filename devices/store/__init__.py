@@ -1,0 +1,117 @@
+"""SQL access of the registry: regions, accounts, speakers, groups, listeners, tokens, audit.
+
+Every function takes an ``AsyncSession`` and leaves committing to the caller unless it says so.
+Import it as ``from devices import store`` and call ``store.<function>``.
+"""
+
+from __future__ import annotations
+
+from ..orm import utcnow
+from .accounts import (
+    MIN_PASSWORD_LEN,
+    account_by_api_token,
+    authenticate,
+    create_account,
+    create_api_token,
+    disable_account,
+    end_login,
+    get_account,
+    list_accounts,
+    list_api_tokens,
+    login_of,
+    revoke_api_token,
+    start_login,
+)
+from .audit import (
+    Issued,
+    actor_of,
+    audit,
+    list_audit,
+)
+from .listeners import (
+    approve_listener,
+    create_listener,
+    get_listener,
+    list_listeners,
+    listener_by_token,
+    listeners_of,
+    revoke_listener,
+)
+from .regions import (
+    DEMO_REGIONS,
+    get_region,
+    get_village,
+    import_regions,
+    import_regions_file,
+    load_tree,
+    update_village_settings,
+)
+from .speakers import (
+    add_group_members,
+    create_device,
+    create_group,
+    delete_group,
+    device_by_token,
+    devices_by_village,
+    get_device,
+    get_group,
+    group_members,
+    group_regions,
+    list_devices,
+    members_of,
+    remove_group_member,
+    resolve,
+    revoke_device,
+    set_presence,
+)
+
+__all__ = [
+    "DEMO_REGIONS",
+    "MIN_PASSWORD_LEN",
+    "Issued",
+    "account_by_api_token",
+    "actor_of",
+    "add_group_members",
+    "approve_listener",
+    "audit",
+    "authenticate",
+    "create_account",
+    "create_api_token",
+    "create_device",
+    "create_group",
+    "create_listener",
+    "delete_group",
+    "device_by_token",
+    "devices_by_village",
+    "disable_account",
+    "end_login",
+    "get_account",
+    "get_device",
+    "get_group",
+    "get_listener",
+    "get_region",
+    "get_village",
+    "group_members",
+    "group_regions",
+    "import_regions",
+    "import_regions_file",
+    "list_accounts",
+    "list_api_tokens",
+    "list_audit",
+    "list_devices",
+    "list_listeners",
+    "listener_by_token",
+    "listeners_of",
+    "load_tree",
+    "login_of",
+    "members_of",
+    "remove_group_member",
+    "resolve",
+    "revoke_api_token",
+    "revoke_device",
+    "revoke_listener",
+    "set_presence",
+    "start_login",
+    "update_village_settings",
+    "utcnow",
+]
