@@ -42,6 +42,7 @@ from .api_announcements import INGEST
 from .auth import require_account, stream_client, stream_token
 from .keys import EVENTS, SESSIONMAKER, SETTINGS
 from .streams import HUB
+from .system import METRICS
 from .validation import bool_field, int_field, json_body, page, page_params, path_int
 
 __all__ = ["DISPATCHER", "setup"]
@@ -96,6 +97,14 @@ async def _dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     await dispatcher.start()
     app[DISPATCHER] = dispatcher
+    app[METRICS].gauge(
+        "villagecast_broadcast_items_total",
+        "Broadcast items handed to the channels, and occurrences that ended missed.",
+        lambda: [
+            ({"outcome": "dispatched"}, float(dispatcher.dispatched)),
+            ({"outcome": "missed"}, float(dispatcher.missed)),
+        ],
+    )
     yield
     await dispatcher.stop()
 

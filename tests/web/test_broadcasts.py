@@ -294,3 +294,8 @@ async def test_recurrence_is_stored_and_shown(client: Any, admin_headers: Any) -
 async def test_anonymous_is_401(client: Any) -> None:
     assert (await client.get("/api/v1/broadcasts")).status == 401
     assert (await client.post("/api/v1/broadcasts", json={})).status == 401
+
+
+async def test_metrics_count_dispatched_items(client: Any) -> None:
+    text = await (await client.get("/metrics")).text()
+    assert 'villagecast_broadcast_items_total{outcome="dispatched"} 0' in text
