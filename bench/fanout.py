@@ -129,6 +129,8 @@ async def serve(port: int, data_dir: Path, mp3: Path | None, device_count: int) 
     if mp3 is not None:
         hub.add_report_listener(loop_item)
         loop_item()
+    if os.environ.get("VC_BENCH_LAG"):
+        _BACKGROUND.add(asyncio.ensure_future(_watch_lag(hub)))
     print("ready", token, flush=True)
     for village, dev_token in devices:
         print("device", village, dev_token, flush=True)
@@ -145,6 +147,42 @@ async def serve(port: int, data_dir: Path, mp3: Path | None, device_count: int) 
                     hub.offer(PlayItem(f"s-{next(counter)}", village, "start", (Path(arg),)))
             print("offered", t0, time.monotonic(), flush=True)
     await runner.cleanup()
+
+
+_BACKGROUND: set[asyncio.Future[None]] = set()
+
+
+async def _watch_lag(hub: Any) -> None:
+    """Diagnostics (VC_BENCH_LAG=1): event loop lag and time spent in the pacing ticks."""
+    tick = hub.tick
+    spent = [0.0, 0.0]
+
+    def timed_tick() -> None:
+        t = time.perf_counter()
+        tick()
+        d = time.perf_counter() - t
+        spent[0] += d
+        spent[1] = max(spent[1], d)
+
+    hub.tick = timed_tick
+    worst, t_report = 0.0, time.monotonic()
+    cpu0 = time.process_time()
+    while True:
+        t = time.monotonic()
+        await asyncio.sleep(0.05)
+        worst = max(worst, time.monotonic() - t - 0.05)
+        if time.monotonic() - t_report >= 5:
+            dt = time.monotonic() - t_report
+            print(
+                f"lag max {worst * 1000:.0f} ms; ticks {spent[0] / dt * 100:.1f} % "
+                f"(max {spent[1] * 1000:.0f} ms); process CPU "
+                f"{(time.process_time() - cpu0) / dt * 100:.1f} %; listeners "
+                f"{sum(hub.listener_counts().values())}",
+                file=sys.stderr,
+                flush=True,
+            )
+            worst, spent[0], spent[1], t_report = 0.0, 0.0, 0.0, time.monotonic()
+            cpu0 = time.process_time()
 
 
 class Villagecast:

@@ -35,7 +35,7 @@ __all__ = ["HLS", "HUB", "OGG", "setup"]
 log = logging.getLogger(__name__)
 
 HUB = web.AppKey("hub", ChannelHub)
-_REGIONS = web.AppKey("stream_regions", dict[str, tuple[str, str]])
+_REGIONS = web.AppKey("stream_regions", dict[str, "asyncio.Future[tuple[str, str]]"])
 OGG = web.AppKey("ogg_streams", OggStreams)
 HLS = web.AppKey("hls_streams", HlsStreams)
 _RUNNER = web.AppKey("hub_runner", asyncio.Task[None])
@@ -92,13 +92,21 @@ async def _village_of(request: web.Request, client: Device | Listener) -> str:
 
 
 async def _names(request: web.Request, village: str) -> tuple[str, str]:
-    """Korean and English names of a village (cached)."""
+    """Korean and English names of a village (cached; a crowd waits for one query)."""
     cache = request.app[_REGIONS]
-    if village not in cache:
-        async with request.app[SESSIONMAKER]() as session:
-            region = await session.get(Region, village)
-        cache[village] = (region.name_ko, region.name_en) if region else (village, village)
-    return cache[village]
+    lookup = cache.get(village)
+    if lookup is None:
+        lookup = cache[village] = asyncio.ensure_future(_query_names(request.app, village))
+        lookup.add_done_callback(
+            lambda f: (f.cancelled() or f.exception()) and cache.pop(village, None)
+        )
+    return await asyncio.shield(lookup)
+
+
+async def _query_names(app: web.Application, village: str) -> tuple[str, str]:
+    async with app[SESSIONMAKER]() as session:
+        region = await session.get(Region, village)
+    return (region.name_ko, region.name_en) if region else (village, village)
 
 
 def _tune(transport: asyncio.BaseTransport) -> None:
