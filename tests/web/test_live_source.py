@@ -37,20 +37,25 @@ async def make_source_account(client: Any, role: str, region: str) -> tuple[str,
     return account.username, issued.token
 
 
-async def ffmpeg_source(url: str, wav: Path, *extra: str) -> tuple[int, str]:
+async def ffmpeg_source(url: str, wav: Path, *extra: str, fmt: str = "mp3") -> tuple[int, str]:
     """Stream a WAV file in real time to an Icecast URL with ffmpeg; (exit code, stderr)."""
+    codec = ["-c:a", "libvorbis", "-content_type", "audio/ogg"] if fmt == "ogg" else []
     proc = await asyncio.create_subprocess_exec(
         "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-i", str(wav),
-        "-ac", "2", "-ar", "44100", "-b:a", "128k", *extra, "-f", "mp3", url,
+        "-ac", "2", "-ar", "44100", "-b:a", "128k", *codec, *extra, "-f", fmt, url,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     _, err = await asyncio.wait_for(proc.communicate(), 60)
     return proc.returncode or 0, err.decode(errors="replace")
 
 
-@pytest.mark.parametrize("legacy", [False, True], ids=["PUT", "SOURCE"])
+@pytest.mark.parametrize(
+    ("legacy", "fmt"),
+    [(False, "mp3"), (True, "mp3"), (False, "ogg")],
+    ids=["PUT-mp3", "SOURCE-mp3", "PUT-ogg-vorbis"],
+)
 async def test_ffmpeg_icecast_client_goes_live_in_a_village(
-    client: Any, admin_headers: dict[str, str], tmp_path: Path, legacy: bool
+    client: Any, admin_headers: dict[str, str], tmp_path: Path, legacy: bool, fmt: str
 ) -> None:
     speech = speech_wav(tmp_path / "speech.wav")
     spoken_s = loud_seconds(decode_pcm(speech))
@@ -67,7 +72,10 @@ async def test_ffmpeg_icecast_client_goes_live_in_a_village(
     ):
         await asyncio.sleep(1.0)
         code, err = await ffmpeg_source(
-            f"icecast://{username}:{token}@{host}:{port}/live/{TARGET}.mp3", speech, *extra
+            f"icecast://{username}:{token}@{host}:{port}/live/{TARGET}.mp3",
+            speech,
+            *extra,
+            fmt=fmt,
         )
         assert code == 0, err
         await wait_no_sessions(client, admin_headers, 10)
