@@ -6,6 +6,7 @@ either the whole file or none. Blocking functions here are called through ``asyn
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import secrets
@@ -37,6 +38,22 @@ def _fsync_dir(path: Path) -> None:
 def _fsync_file(path: Path) -> None:
     with path.open("rb+") as f:
         os.fsync(f.fileno())
+
+
+def _move(src: Path, final: Path) -> None:
+    """Durably move ``src`` to ``final`` (copying through a temporary name across filesystems)."""
+    try:
+        _fsync_file(src)
+        os.replace(src, final)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        tmp = final.with_name(f".{final.name}.{secrets.token_hex(4)}.tmp")
+        shutil.copyfile(src, tmp)
+        _fsync_file(tmp)
+        os.replace(tmp, final)
+        src.unlink()
+    _fsync_dir(final.parent)
 
 
 class Archive:
@@ -95,9 +112,7 @@ class Archive:
             src.unlink(missing_ok=True)  # identical content is stored once
             return rel
         final_dir.mkdir(parents=True, exist_ok=True)
-        _fsync_file(src)
-        os.replace(src, final)
-        _fsync_dir(final_dir)
+        _move(src, final)
         return rel
 
     def store_original(self, src: Path, sha: str, ext: str) -> str:
@@ -113,6 +128,4 @@ class Archive:
     def commit_named(self, src: Path, final: Path) -> None:
         """Fsync ``src`` and rename it to ``final`` (e.g. a chime)."""
         final.parent.mkdir(parents=True, exist_ok=True)
-        _fsync_file(src)
-        os.replace(src, final)
-        _fsync_dir(final.parent)
+        _move(src, final)

@@ -15,7 +15,7 @@ from aiohttp.http_exceptions import BadHttpMessage
 
 from devices import policy
 from devices import store as dstore
-from devices.errors import BadToken, InvalidField
+from devices.errors import BadToken, InvalidField, UnsupportedMediaError
 from devices.models import Account, Device, Listener
 from devices.targets import RegionTree
 from recordings import store
@@ -38,6 +38,12 @@ _CHUNK = 256 * 1024
 _MULTIPART_SLACK = 64 * 1024  # form fields and boundaries around the file
 _FORMATS = ("mp3", "opus")
 _MEDIA_TYPES = {"mp3": "audio/mpeg", "opus": "audio/ogg; codecs=opus"}
+
+
+class UnsupportedUpload(UnsupportedMediaError):
+    """Send multipart/form-data (file, title) or JSON (title, text)."""
+
+    title_ko = "multipart/form-data(file, title) 또는 JSON(title, text)으로 보내 주세요"
 
 
 # --- the service's lifecycle ----------------------------------------------------------------
@@ -138,6 +144,8 @@ async def create_announcement(request: web.Request) -> web.Response:
         announcement_id = await _upload(request, account, service)
     elif request.content_type == "application/x-www-form-urlencoded":
         raise InvalidField("file is required (send multipart/form-data)", field="file")
+    elif request.content_type != "application/json":
+        raise UnsupportedUpload(f"{request.content_type or 'no content type'} is not accepted here")
     else:
         data = await json_body(request, allowed=("title", "text"), required=("title", "text"))
         title = text_field(data, "title", max_len=MAX_TITLE)
@@ -298,7 +306,10 @@ async def replay(request: web.Request) -> web.StreamResponse:
         rendition = next((r for r in row.renditions if r.format == fmt), None)
         if row.status != "ready" or rendition is None:
             raise UnknownRendition(f"announcement {announcement_id} has no {fmt} file (yet)")
-        first_byte = request.http_range.start in (None, 0)
+        try:
+            first_byte = request.http_range.start in (None, 0)
+        except ValueError:  # a malformed Range: FileResponse answers 416
+            first_byte = False
         if isinstance(client, Listener) and request.method == "GET" and first_byte:
             await store.record_replay(session, announcement_id, client.id)
             await session.commit()
@@ -313,9 +324,7 @@ async def replay(request: web.Request) -> web.StreamResponse:
             "Content-Disposition": f'inline; filename="announcement-{announcement_id}.{fmt}"',
         },
     )
-    with contextlib.suppress(Exception):
-        response.etag = rendition.sha256
-    return response
+    return response  # aiohttp adds ETag, Last-Modified, Range (206/416) and conditionals
 
 
 def setup(app: web.Application) -> None:

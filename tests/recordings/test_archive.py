@@ -48,3 +48,17 @@ def test_clean_scratch_removes_interrupted_work(tmp_path: Path) -> None:
     assert archive.clean_scratch() == 2
     assert list(archive.incoming.iterdir()) == []
     assert list(archive.work.iterdir()) == []
+
+
+def test_a_file_from_another_filesystem_is_copied_in(tmp_path: Path) -> None:
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second filesystem to move from")
+    archive = Archive(tmp_path / "archive")
+    archive.create()
+    src = shm / f"vc-test-{tmp_path.name}.mp3"
+    src.write_bytes(b"live recording")
+    rel = archive.store_original(src, sha256_file(src), "mp3")
+    assert not src.exists()
+    assert archive.absolute(rel).read_bytes() == b"live recording"
+    assert [p.name for p in archive.originals.rglob(".*")] == []  # no temporary left

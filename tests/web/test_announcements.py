@@ -315,6 +315,21 @@ async def test_replay_supports_range_etag_and_counts_listeners(
     assert list(replays) == [listener.id]
 
 
+async def test_replay_answers_head_and_refuses_a_bad_range(
+    client: Any, admin_headers: dict[str, str], speech: Path
+) -> None:
+    created = await (await upload(client, admin_headers, speech)).json()
+    url = f"/media/announcements/{created['id']}.mp3"
+    body = await ready(client, admin_headers, created["id"])
+    resp = await client.head(url, headers=admin_headers)
+    assert resp.status == 200
+    assert int(resp.headers["Content-Length"]) == body["renditions"]["mp3"]["bytes"]
+    resp = await client.get(url, headers={**admin_headers, "Range": "bytes=999999999-"})
+    assert resp.status == 416
+    resp = await client.get(url, headers={**admin_headers, "Range": "pages=1-2"})
+    assert resp.status in (200, 416)
+
+
 @pytest.mark.parametrize(
     ("path", "params", "status"),
     [
