@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from aiohttp import web
-from sqlalchemy import select
 
 from devices import store
 from devices.errors import BadToken, ForbiddenError
-from devices.models import Account, Device, Listener, LoginSession
-from devices.orm import utcnow
-from devices.tokens import hash_token, tokens_equal
+from devices.models import Account, Device, Listener
+from devices.tokens import tokens_equal
 
 from .keys import SESSIONMAKER
 
@@ -55,10 +53,8 @@ async def current_account(request: web.Request) -> Account | None:
             if account is None:
                 raise BadToken("unknown or revoked API token")
         elif cookie := request.cookies.get(SESSION_COOKIE):
-            login = await session.scalar(
-                select(LoginSession).where(LoginSession.token_hash == hash_token(cookie))
-            )
-            if login is not None and login.expires_at > utcnow():
+            login = await store.login_of(session, cookie)
+            if login is not None:
                 candidate = await session.get(Account, login.account_id)
                 if candidate is not None and not candidate.disabled:
                     if request.method not in SAFE_METHODS and not tokens_equal(
