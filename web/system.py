@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from . import events_api, openapi
+from .keys import EVENTS
 
 # Latency histogram buckets in seconds.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -129,6 +130,11 @@ def _dumps(value: object) -> str:
 def setup(app: web.Application) -> None:
     """Register /healthz, /metrics, the OpenAPI description and the events WebSocket."""
     app[METRICS] = Metrics()
+    app[METRICS].gauge(
+        "villagecast_event_subscribers",
+        "Open /api/v1/events subscriptions.",
+        lambda: [({}, float(app[EVENTS].subscriber_count))],
+    )
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/openapi.json", openapi_json)

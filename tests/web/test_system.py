@@ -60,6 +60,7 @@ async def test_metrics_count_requests_by_route_template(client: Any) -> None:
     assert 'route="unmatched",status="404"' in text
     bucket = 'villagecast_http_request_seconds_bucket{method="GET",route="/healthz",le="+Inf"} 1'
     assert bucket in text
+    assert "villagecast_event_subscribers 0" in text
 
 
 async def test_request_id_is_echoed(client: Any) -> None:
