@@ -30,7 +30,8 @@ __all__ = ["Channel", "LiveFeed"]
 MAX_LAG_S = 1.0  # after a stall longer than this the clock restarts at now instead of catching up
 LIVE_AHEAD_S = 1.0  # live frames are forwarded as they arrive, up to this far ahead of the clock
 LIVE_STARVED_S = 0.5  # a live item that sends nothing for this long is bridged with silence
-CROWD = 500  # connections from which a channel writes double batches every other tick
+CROWD = 500  # per this many connections a channel's batches grow by one tick's worth...
+MAX_BATCHES = 4  # ...up to this many ticks' worth (~1 s) per write
 
 Reporter = Callable[[ItemReport], None]
 Event = Literal["started", "finished", "preempted", "cancelled"]
@@ -269,11 +270,12 @@ class Channel:
             self.sent_until = now
         live = self.current is not None and self.current.feed is not None
         lead = self.lead_s
-        if len(self.fanout) >= CROWD and not live and not extra_frames:
-            # a crowd gets every other tick twice the frames: half the writes (syscalls)
+        batches = min(MAX_BATCHES, 1 + len(self.fanout) // CROWD)
+        if batches > 1 and not live and not extra_frames:
+            # a crowd gets bigger batches less often: fewer writes (syscalls) per second
             if self.sent_until - now >= self.lead_s / 2:
                 return
-            lead = 2 * self.lead_s
+            lead = batches * self.lead_s
         horizon = now + (LIVE_AHEAD_S if live else lead)
         due = max(0, math.ceil((horizon - self.sent_until) / FRAME_S - 1e-9)) + extra_frames
         cap = math.ceil((now + 3 * self.lead_s + LIVE_AHEAD_S - self.sent_until) / FRAME_S)

@@ -272,17 +272,20 @@ def test_a_preempted_item_offered_again_from_its_report_waits_its_turn(
     ]
 
 
-def test_a_crowd_gets_double_batches_every_other_tick(channel: Channel, clock: FakeClock) -> None:
+@pytest.mark.parametrize(("crowd", "batches"), [(1, 1), (2, 2), (3, 3), (8, 4)])
+def test_a_crowd_gets_bigger_batches_less_often(
+    channel: Channel, clock: FakeClock, crowd: int, batches: int
+) -> None:
     from streaming import channel as channel_module
 
-    transports = [connect(channel)[1] for _ in range(channel_module.CROWD)]
+    transports = [connect(channel)[1] for _ in range(crowd * channel_module.CROWD - 1)]
     channel.offer(item("a"), [FRAME] * 1000)
-    run(channel, clock, 0.5)
+    run(channel, clock, 1.0)
     sizes: list[int] = []
-    for _ in range(8):
+    for _ in range(24):
         before = len(transports[0].data)
         clock.now += 0.12
         channel.pump(clock.now)
         sizes.append(len(transports[0].data) - before)
-    assert sizes.count(0) == 4
-    assert sum(sizes) == pytest.approx(8 * 5 * len(FRAME), abs=2 * len(FRAME))
+    assert len(sizes) - sizes.count(0) == pytest.approx(24 / batches, abs=1)
+    assert sum(sizes) == pytest.approx(24 * 5 * len(FRAME), abs=batches * 5 * len(FRAME))
