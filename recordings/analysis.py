@@ -13,7 +13,7 @@ __all__ = ["Span", "find_span", "peaks_of", "scan_raw", "window_levels"]
 WINDOW_S = 0.01
 PAD_S = 0.15  # silence kept before the first and after the last sound
 PEAK_BUCKETS = 200
-_CHUNK_WINDOWS = 20_000
+_CHUNK_WINDOWS = 1_000  # 10 s of audio per read: ~2 MB of samples, ~8 MB while computing
 
 
 @dataclass(frozen=True, slots=True)
