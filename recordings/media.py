@@ -42,6 +42,8 @@ _NOT_AUDIO_FORMATS = re.compile(
     r"(^|,)(image2|[a-z0-9]+_pipe|tty|srt|ass|webvtt|hls|concat|lrc|mpjpeg|gif|apng)(,|$)"
 )
 
+_ESTIMATED_DURATION = frozenset({"aac", "amr"})
+
 _EXTENSIONS: dict[str, str] = {
     "wav": "wav",
     "mp3": "mp3",
@@ -68,6 +70,12 @@ class Probe:
     sample_rate: int
     size_bytes: int
     major_brand: str = ""
+
+    @property
+    def claimed_s(self) -> float | None:
+        """The duration the file's headers claim; None where ffprobe only estimates it from the
+        bitrate (raw ADTS AAC, AMR), which would make a good VBR file look truncated."""
+        return None if self.format_name in _ESTIMATED_DURATION else self.duration_s
 
     @property
     def has_audio(self) -> bool:

@@ -104,7 +104,7 @@ class IngestService:
             probe = await transcode.probe(path)
             check_probe(probe, self.max_duration_s)
             readable = await transcode.readable_seconds(path)
-            check_complete(probe.duration_s, readable, self.max_duration_s)
+            check_complete(probe.claimed_s, readable, self.max_duration_s)
             return probe
         except BaseException:
             await asyncio.to_thread(path.unlink, missing_ok=True)
@@ -132,7 +132,7 @@ class IngestService:
             meta = {
                 "format": probe.format_name,
                 "codec": probe.codec,
-                "claimed_s": probe.duration_s,
+                "claimed_s": probe.claimed_s,
             }
         async with self._sessionmaker() as session:
             row = await store.create_announcement(

@@ -123,3 +123,9 @@ def test_gain_and_limiter() -> None:
     assert not needs_limiter(Loudness(-19.0, -12.0), 3.0)
     with pytest.raises(EmptyAudio):
         gain_for(Loudness(-70.0, -math.inf))
+
+
+def test_durations_estimated_from_the_bitrate_are_not_claims() -> None:
+    assert probe("aac", "aac", 10.0).claimed_s is None
+    assert probe("amr", "amr_nb", 10.0).claimed_s is None
+    assert probe("mp3", "mp3", 10.0).claimed_s == 10.0

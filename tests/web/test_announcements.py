@@ -75,6 +75,7 @@ def _rel(client: Any, body: dict[str, Any], fmt: str) -> str:
 FORMATS: dict[str, tuple[str, ...]] = {
     "speech.mp3": ("-c:a", "libmp3lame", "-b:a", "128k"),
     "speech.m4a": ("-c:a", "aac", "-b:a", "96k"),
+    "speech.aac": ("-c:a", "aac", "-b:a", "96k"),  # raw ADTS: duration only estimated
     "speech-opus.ogg": ("-c:a", "libopus", "-b:a", "48k", "-f", "ogg"),
     "speech-vorbis.ogg": ("-c:a", "libvorbis", "-q:a", "3"),
     "speech.webm": ("-c:a", "libopus", "-b:a", "48k", "-f", "webm"),
