@@ -121,3 +121,39 @@ async def test_a_source_outside_the_accounts_region_is_forbidden(
     )
     assert code != 0
     assert "403" in err
+
+
+async def test_a_butt_style_source_waits_for_200_then_streams(
+    client: Any, admin_headers: dict[str, str], tmp_path: Path
+) -> None:
+    """BUTT's legacy mode: ``SOURCE … HTTP/1.0``, wait for the answer, then stream; ice-name."""
+    import base64
+
+    from tests.audio import channel_mp3, tone_wav
+
+    username, token = await make_source_account(client, "district", "goseong-eup")
+    mp3 = channel_mp3(tone_wav(tmp_path / "t.wav", 3.0, level_dbfs=-12), tmp_path / "t.mp3")
+    url = client.make_url("/")
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    auth = base64.b64encode(f"{username}:{token}".encode()).decode()
+    writer.write(
+        (
+            f"SOURCE /live/{TARGET}.mp3 HTTP/1.0\r\nAuthorization: Basic {auth}\r\n"
+            "Content-Type: audio/mpeg\r\nice-name: 군청 미디어팀\r\nice-public: 0\r\n\r\n"
+        ).encode()
+    )
+    await writer.drain()
+    status = await asyncio.wait_for(reader.readline(), 10)
+    assert status.split()[1] == b"200", status
+    data = mp3.read_bytes()
+    for i in range(0, len(data), 2400):  # 64 kbps: 2400 bytes are 0.3 s
+        writer.write(data[i : i + 2400])
+        await writer.drain()
+        await asyncio.sleep(0.3)
+    writer.close()
+    await writer.wait_closed()
+    await wait_no_sessions(client, admin_headers, 10)
+    async with client.app[SESSIONMAKER]() as session:
+        broadcast = (await session.scalars(select(Broadcast))).one()
+    assert broadcast.title == "군청 미디어팀"
+    assert await client.app[INGEST].wait_ready(broadcast.announcement_id, 60) == "ready"
