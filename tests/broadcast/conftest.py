@@ -27,9 +27,9 @@ T0 = datetime(2026, 11, 25, 5, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def sm(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    """Sessions on a migrated SQLite file with the Goseong region tree."""
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'b.db'}")
+async def sm(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on a migrated database (SQLite; PostgreSQL when configured) with Goseong."""
+    engine = make_engine(database_url)
     await migrate(engine)
     maker = make_sessionmaker(engine)
     async with maker() as session:
