@@ -79,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     _db_options(rimp)
 
     speaker = sub.add_parser("speaker", help="the reference smart speaker box")
-    speaker.add_argument("--server", default=_env("server"), help="server URL, e.g. http://host:8080")
+    speaker.add_argument(
+        "--server", default=_env("server"), help="server URL, e.g. http://host:8080"
+    )
     speaker.add_argument("--token", default=_env("token"), help="the speaker's token")
     speaker.add_argument("--out", type=Path, default=_env("out"), help="write what it hears here")
     speaker.add_argument(
@@ -195,7 +197,9 @@ def cmd_user_add(args: argparse.Namespace, settings: Settings) -> int:
         account = await store.create_account(
             session, args.username, password, args.role, args.region
         )
-        store.audit(session, "cli", "account.add", f"account:{account.id}", args.region, role=args.role)
+        store.audit(
+            session, "cli", "account.add", f"account:{account.id}", args.region, role=args.role
+        )
         print(f"id={account.id} username={account.username} role={account.role}")
         return 0
 
