@@ -27,7 +27,7 @@ from .mp3 import FRAME_S, SILENCE_FRAME, FrameSplitter
 
 __all__ = ["Channel", "LiveFeed"]
 
-MAX_LAG_S = 1.0  # after a stall longer than this the clock restarts at now instead of catching up
+MAX_LAG_S = 5.0  # a stall up to this long is caught up; after a longer one, restart at now
 LIVE_AHEAD_S = 1.0  # live frames are forwarded as they arrive, up to this far ahead of the clock
 LIVE_STARVED_S = 0.5  # a live item that sends nothing for this long is bridged with silence
 CROWD = 500  # per this many connections a channel's batches grow by one tick's worth...
