@@ -117,6 +117,11 @@ class LiveSink(Protocol):
         """The session has ended."""
         ...
 
+    @property
+    def closed(self) -> bool:
+        """True once closed here, or once the channel ended the item (preempted, cancelled)."""
+        ...
+
 
 class Mp3Encoder:
     """PCM audio frames of any rate and layout → channel-format MP3 frames (libmp3lame)."""
@@ -234,6 +239,11 @@ class SessionOutput:
         if hold:
             self._hold_until = time.monotonic() + seconds
         return seconds
+
+    @property
+    def feeds_ended(self) -> bool:
+        """Every channel has ended the live item (cancelled, preempted): nobody hears it now."""
+        return all(feed.closed for feed in self.feeds)
 
     def _drop(self, feed: LiveSink) -> None:
         self.feeds.remove(feed)

@@ -296,7 +296,10 @@ class LiveService:
 
         def on_frame(frame: AudioFrame) -> None:
             if opened:
-                opened[0].output.push_frame(frame)
+                session = opened[0]
+                session.output.push_frame(frame)
+                if session.output.feeds_ended and not session.ended.is_set():
+                    self.spawn(self.end_session(session, "ended on every channel"))
 
         peer = PublishPeer(
             ice_configuration(self.ice_urls), on_frame, idle_timeout_s=PUBLISH_IDLE_S
@@ -567,6 +570,9 @@ async def source(request: web.Request) -> web.StreamResponse:
                 break
             if not await transcoder.write(data):
                 reason = "transcoder failed"
+                break
+            if session.output.feeds_ended:
+                reason = "ended on every channel"  # cancelled or preempted everywhere
                 break
     finally:
         await transcoder.close()

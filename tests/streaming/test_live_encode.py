@@ -47,6 +47,10 @@ class FakeFeed:
     def close(self) -> None:
         self.closed = True
 
+    def end(self) -> None:
+        """The channel ended the item (preempted, cancelled)."""
+        self.closed = True
+
 
 def pcm_frames(seconds: float, rate: int = 48000, layout: str = "stereo") -> list[AudioFrame]:
     """20 ms frames of a 440 Hz tone, like a WebRTC decoder hands them out."""
@@ -113,6 +117,16 @@ def test_a_broken_feed_is_dropped_without_stopping_the_others(tmp_path: Path) ->
     output.close()
     assert bad.closed
     assert len(good.data) > 0
+
+
+def test_output_knows_when_every_channel_has_ended_the_item(tmp_path: Path) -> None:
+    a, b = FakeFeed(), FakeFeed()
+    output = SessionOutput([a, b], tmp_path / "s.mp3")
+    a.end()
+    assert not output.feeds_ended
+    b.end()
+    assert output.feeds_ended
+    output.close()
 
 
 def test_encoder_flush_returns_the_tail() -> None:

@@ -373,3 +373,22 @@ async def test_chimes_open_and_close_a_live_session_but_stay_out_of_the_recordin
     )
     recorded_s = (await resp.json())["duration_s"]
     assert recorded_s < 8.0 - chime_s + 1.0  # the speaker's audio only, after the opening chime
+
+
+async def test_cancelling_the_live_broadcast_hangs_up_the_publisher(
+    client: Any, admin_headers: dict[str, str], loopback_ice: None, tmp_path: Path
+) -> None:
+    publisher = WebRtcPublisher(tone_wav(tmp_path / "long.wav", 30.0))
+    try:
+        resp, data = await publisher.publish(client, admin_headers, targets={"villages": [TARGET]})
+        assert resp.status == 201, data
+        await asyncio.sleep(1.5)
+        resp = await client.post(
+            f"/api/v1/broadcasts/{data['broadcast_id']}/cancel", headers=admin_headers
+        )
+        assert resp.status == 200, await resp.text()
+        await wait_no_sessions(client, admin_headers, 3)
+        resp = await client.get(f"/api/v1/broadcasts/{data['broadcast_id']}", headers=admin_headers)
+        assert (await resp.json())["status"] == "cancelled"
+    finally:
+        await publisher.close()
