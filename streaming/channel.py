@@ -140,6 +140,8 @@ class Channel:
         self.sent_until: float | None = None  # channel time reached by what was sent
         self.history: deque[tuple[_Play | None, int, bytes]] = deque(maxlen=burst_frames)
         self.taps: list[Callable[[bytes], None]] = []  # encoders fed the channel's MP3
+        # residents on the other renditions (Ogg connections): listener id by connection id
+        self.side_listeners: dict[int, int] = {}
         self._clock = clock
         self._wall = wall
         self._report = report
@@ -250,6 +252,11 @@ class Channel:
             for play, _, frame in self.history
         ]
         return SILENCE_FRAME * (self.burst_frames - len(burst)) + b"".join(burst)
+
+    def note_listener(self, listener_id: int) -> None:
+        """A resident hears the current item on another rendition (Ogg, HLS)."""
+        if self.current is not None:
+            self.current.listener_ids.add(listener_id)
 
     def detach(self, conn: Connection, reason: str = "closed") -> None:
         """Remove a connection (and close it)."""
@@ -364,6 +371,7 @@ class Channel:
                 play.listener_ids.update(
                     c.listener_id for c in self.fanout.connections.values() if c.listener_id
                 )
+                play.listener_ids.update(self.side_listeners.values())
             self._report(
                 ItemReport(
                     item_id=play.item.item_id,

@@ -174,6 +174,22 @@ class ChannelHub:
         if ch is not None:
             ch.detach(conn, reason)
 
+    def note_listener(
+        self, village: str, listener_id: int, conn_id: int | None = None, present: bool = True
+    ) -> None:
+        """A resident listens on another rendition: counted in the playing item's listener_ids.
+
+        With ``conn_id`` the resident stays noted for every item until ``present=False`` (a held
+        Ogg connection); without it, only for the item playing now (an HLS segment fetch).
+        """
+        ch = self.channel(village)
+        if conn_id is not None:
+            if not present:
+                ch.side_listeners.pop(conn_id, None)
+                return
+            ch.side_listeners[conn_id] = listener_id
+        ch.note_listener(listener_id)
+
     def close_all(self, reason: str = "server shutdown") -> None:
         """Close every connection of every channel."""
         for ch in self._channels.values():

@@ -57,7 +57,11 @@ class OggStreams:
         return len(ch.fanout) if ch is not None else 0
 
     async def attach(
-        self, village: str, transport: Transport, on_close: Callable[[str], None]
+        self,
+        village: str,
+        transport: Transport,
+        on_close: Callable[[str], None],
+        listener_id: int | None = None,
     ) -> Connection:
         """Start the encoder if needed; send the Ogg headers, then live pages."""
         async with self._lock:
@@ -66,9 +70,11 @@ class OggStreams:
                 ch = self._channels[village] = _OggChannel(self.hub, village, self.backlog_bytes)
                 await ch.transcoder.start()
         await asyncio.wait_for(ch.headers_ready.wait(), 10)
-        conn = Connection(transport, on_close=on_close)
+        conn = Connection(transport, listener_id=listener_id, on_close=on_close)
         conn.send(b"".join(ch.headers), "")
         ch.fanout.add(conn)
+        if listener_id is not None:
+            self.hub.note_listener(village, listener_id, conn.conn_id)
         return conn
 
     async def detach(self, village: str, conn: Connection) -> None:
@@ -77,6 +83,8 @@ class OggStreams:
         if ch is None:
             return
         ch.fanout.remove(conn, "handler ended")
+        if conn.listener_id is not None:
+            self.hub.note_listener(village, conn.listener_id, conn.conn_id, present=False)
         async with self._lock:
             if not ch.fanout.connections and self._channels.get(village) is ch:
                 del self._channels[village]

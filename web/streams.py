@@ -213,7 +213,8 @@ async def live_ogg(request: web.Request) -> web.StreamResponse:
             done.set_result(reason)
 
     oggs = request.app[OGG]
-    conn = await oggs.attach(village, transport, closed)  # type: ignore[arg-type]
+    listener_id = client.id if isinstance(client, Listener) else None
+    conn = await oggs.attach(village, transport, closed, listener_id)  # type: ignore[arg-type]
     try:
         await done
     finally:
@@ -238,6 +239,8 @@ async def hls_segment(request: web.Request) -> web.FileResponse:
     client = await _client(request)
     village = await _village_of(request, client)
     path = request.app[HLS].segment(village, request.match_info["segment"])
+    if isinstance(client, Listener):
+        request.app[HUB].note_listener(village, client.id)
     return web.FileResponse(
         path, headers={"Content-Type": "video/mp2t", "Cache-Control": "max-age=60"}
     )

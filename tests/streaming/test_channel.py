@@ -289,3 +289,15 @@ def test_a_crowd_gets_bigger_batches_less_often(
         sizes.append(len(transports[0].data) - before)
     assert len(sizes) - sizes.count(0) == pytest.approx(24 / batches, abs=1)
     assert sum(sizes) == pytest.approx(24 * 5 * len(FRAME), abs=batches * 5 * len(FRAME))
+
+
+def test_residents_on_other_renditions_count_as_listeners(
+    channel: Channel, clock: FakeClock, reports: list[ItemReport]
+) -> None:
+    channel.side_listeners[99] = 5  # an Ogg connection held by listener 5
+    channel.offer(item("a"), [FRAME] * 100)
+    channel.note_listener(6)  # an HLS segment fetched by listener 6
+    connect(channel, listener_id=7)
+    channel.cancel("a")
+    assert reports[0].listener_ids == {5}
+    assert reports[-1].listener_ids == {5, 6, 7}

@@ -12,13 +12,14 @@ from typing import Any
 
 import pytest
 
-from streaming.items import PlayItem
+from streaming.items import ItemReport, PlayItem
 from tests.audio import loud_seconds
 from tests.streaming.fixtures import (  # noqa: F401 (fixtures)
     VILLAGE_A,
     Player,
     long_tone_mp3,
     make_listener,
+    reports,
     wait_for,
 )
 from web.streams import HUB, OGG
@@ -36,9 +37,9 @@ async def _run(*args: str) -> bytes:
 
 
 async def test_ogg_opus_stream_plays_the_channel(
-    client: Any, make_listener: Callable[..., Any], long_tone_mp3: Path
+    client: Any, make_listener: Callable[..., Any], long_tone_mp3: Path, reports: list[ItemReport]
 ) -> None:
-    _, token = await make_listener(VILLAGE_A)
+    listener_id, token = await make_listener(VILLAGE_A)
     client.app[HUB].offer(PlayItem("t", VILLAGE_A, "tone", (long_tone_mp3,)))
     url = str(client.make_url(f"/live/{VILLAGE_A}.ogg").with_query(token=token))
     first = await Player(url, 4.0).start()
@@ -52,14 +53,20 @@ async def test_ogg_opus_stream_plays_the_channel(
     assert loud_seconds(heard[0]) >= 3.5
     assert loud_seconds(heard[1]) >= 2.5
     await wait_for(lambda: client.app[OGG].listener_count(VILLAGE_A) == 0)
+    assert client.app[HUB].cancel("t")
+    assert reports[-1].listener_ids == {listener_id}
     info = json.loads(await _run("ffprobe", "-v", "error", "-show_streams", "-of", "json", url))
     assert info["streams"][0]["codec_name"] == "opus"
 
 
 async def test_hls_playlist_is_read_and_its_segments_decode(
-    client: Any, make_listener: Callable[..., Any], long_tone_mp3: Path, tmp_path: Path
+    client: Any,
+    make_listener: Callable[..., Any],
+    long_tone_mp3: Path,
+    tmp_path: Path,
+    reports: list[ItemReport],
 ) -> None:
-    _, token = await make_listener(VILLAGE_A)
+    listener_id, token = await make_listener(VILLAGE_A)
     client.app[HUB].offer(PlayItem("t", VILLAGE_A, "tone", (long_tone_mp3,)))
     resp = await client.get(f"/hls/{VILLAGE_A}/live.m3u8", params={"token": token})
     assert resp.status == 200
@@ -90,3 +97,5 @@ async def test_hls_playlist_is_read_and_its_segments_decode(
     # no token, no segments
     assert (await client.get(f"/hls/{VILLAGE_A}/live.m3u8")).status == 401
     assert (await client.get(f"/hls/{VILLAGE_A}/{segments[0].split('?')[0]}")).status == 401
+    assert client.app[HUB].cancel("t")
+    assert reports[-1].listener_ids == {listener_id}
