@@ -163,7 +163,7 @@ def context(browser: Any, server: Server) -> Iterator[Any]:
         base_url=server.url,
         service_workers="block",
     )
-    ctx.set_default_timeout(20_000)
+    ctx.set_default_timeout(40_000)
     try:
         yield ctx
     finally:

@@ -87,7 +87,7 @@ def test_admin_schedules_an_upload_and_the_report_counts_the_speaker(
     phone = browser.new_context(
         viewport=PHONE, locale="ko-KR", base_url=server.url, service_workers="block"
     )
-    phone.set_default_timeout(20_000)
+    phone.set_default_timeout(40_000)
     resident = phone.new_page()
     register(resident, "김순자")
     resident.click("#listen-btn")
@@ -141,6 +141,7 @@ def test_admin_schedules_an_upload_and_the_report_counts_the_speaker(
     assert "성내리" in csv.text()
     assert page.inner_text("#rep-live .num") == "1"  # the resident heard it live
     assert "김순자" in page.inner_text("#residents-table")
+    assert "1 / 1" in page.text_content("svg.chart")  # residents reached over time
     # The resident's page rang and said what played.
     assert any("경로잔치 안내" in text for text in resident.evaluate("window.announced"))
     assert speaker.exists()

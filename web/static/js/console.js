@@ -1,7 +1,7 @@
 // The staff console: shell, hash router, live events, and the dashboard view.
 import { api, describe, events, itemsOf } from "./api.js";
 import { clearToast, errorBox, onAir, paintOnAir, toast } from "./ui.js";
-import { h, mount, $, $$ } from "./dom.js";
+import { h, labelCells, mount, $, $$ } from "./dom.js";
 import { applyI18n, fmtTime, lang, regionName, setLang, t } from "./i18n.js";
 import { loadGroups, loadRegions, loadSession, state } from "./state.js";
 import { renderCompose, renderLive } from "./compose.js";
@@ -154,6 +154,7 @@ async function renderDashboard(root) {
       );
     }),
   );
+  for (const table of body.querySelectorAll("table")) labelCells(table);
   mount(root, body);
   let timer;
   return {

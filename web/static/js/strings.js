@@ -174,7 +174,8 @@ export const STRINGS = {
   "report.how.replay": S("다시 듣기로 들음", "replayed"),
   "report.how.replayed": S("다시 듣기로 들음", "replayed"),
   "report.offline.since": S("{time}부터 꺼져 있음", "offline since {time}"),
-  "report.chart": S("시간별 청취자", "Listeners over time"),
+  "report.chart": S("시간에 따라 들은 주민", "Residents reached over time"),
+  "report.chart.alt": S("등록 주민 {total}명 중 {n}명이 들었습니다", "{n} of {total} registered residents heard it"),
   // devices and residents
   "devices.add.h": S("스피커 추가", "Add a speaker"),
   "devices.add": S("추가하기", "Add"),

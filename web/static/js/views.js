@@ -1,6 +1,6 @@
 // Schedule (list + week), reports, devices, residents, archive and audit views.
 import { api, itemsOf } from "./api.js";
-import { h, mount } from "./dom.js";
+import { h, labelCells, mount } from "./dom.js";
 import { fmtDuration, fmtTime, lang, regionName, t } from "./i18n.js";
 import { allowedVillages, state } from "./state.js";
 import { errorBox, toast } from "./ui.js";
@@ -18,9 +18,11 @@ function targetsText(b) {
 }
 const statusBadge = (s) => h("span", { class: `badge st-${s}` }, t(`status.${s}`));
 function table(headers, rows, attrs = {}) {
-  return h("div", { class: "table-wrap" }, h("table", attrs,
+  const el = h("table", attrs,
     h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col" }, x)))),
-    h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: headers.length, class: "muted" }, t("empty"))))));
+    h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: headers.length, class: "muted" }, t("empty")))));
+  if (rows.length) labelCells(el);
+  return h("div", { class: "table-wrap" }, el);
 }
 
 // ---- schedule: list + week ---------------------------------------------------------------------
@@ -145,28 +147,49 @@ export async function renderReport(root, id) {
       residentRows.map((x) => h("tr", {}, h("th", { scope: "row" }, x.nickname || `#${x.id}`), h("td", {}, vname(x.village)),
         h("td", {}, x.how === "none" ? h("span", { class: "badge warn" }, t("report.notheard"))
           : x.how === "live" ? t("report.how.live") : `${t("report.how.replay")} ${fmtTime(x.at)}`))), { id: "residents-table" }),
-    report.listeners_over_time ? [h("h2", {}, t("report.chart")), chart(report.listeners_over_time)] : null,
+    reachChart(villages),
   ));
   return { onEvent: (ev) => /^broadcast\./.test(ev.type) && String(ev.id ?? ev.broadcast_id) === String(id) && renderReport(root, id) };
 }
 
-function chart(points) {
-  const values = points.map((p) => (Array.isArray(p) ? p[1] : p.count ?? p.listeners ?? 0));
-  const max = Math.max(1, ...values);
-  const w = 600, hgt = 120, step = w / Math.max(1, values.length);
-  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+/** Residents reached over time: live listeners at the start, then each replay when it happened. */
+function reachChart(villages) {
+  const events = [];
+  for (const v of villages) {
+    if (!v.started_at) continue;
+    const start = new Date(v.started_at).getTime();
+    for (let i = 0; i < (v.listeners?.live || []).length; i++) events.push(start);
+    for (const x of v.listeners?.replayed || []) if (x.at) events.push(new Date(x.at).getTime());
+  }
+  if (!events.length) return null;
+  events.sort((a, b) => a - b);
+  const t0 = events[0];
+  const t1 = Math.max(Date.now(), events[events.length - 1] + 60000);
+  const registered = villages.reduce((n, v) => n + (v.listeners?.registered || 0), 0) || events.length;
+  const w = 600, hgt = 140, pad = 24;
+  const x = (ts) => pad + ((ts - t0) / (t1 - t0)) * (w - 2 * pad);
+  const y = (n) => hgt - pad - (n / registered) * (hgt - 2 * pad);
+  let d = `M ${x(t0)} ${y(0)}`;
+  events.forEach((ts, i) => (d += ` L ${x(ts)} ${y(i)} L ${x(ts)} ${y(i + 1)}`));
+  d += ` L ${x(t1)} ${y(events.length)}`;
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
   svg.setAttribute("viewBox", `0 0 ${w} ${hgt}`);
   svg.setAttribute("role", "img");
-  svg.setAttribute("aria-label", `${t("report.chart")}: max ${max}`);
+  svg.setAttribute("aria-label", t("report.chart.alt", { n: events.length, total: registered }));
   svg.classList.add("chart");
-  values.forEach((v, i) => {
-    const rect = document.createElementNS("http://www.w3.org/2000/svg", "rect");
-    const bar = (v / max) * (hgt - 10);
-    Object.entries({ x: i * step + 1, y: hgt - bar, width: Math.max(1, step - 2), height: bar, fill: "#0b4f9c" })
-      .forEach(([k, val]) => rect.setAttribute(k, val));
-    svg.append(rect);
-  });
-  return svg;
+  const path = document.createElementNS(ns, "path");
+  Object.entries({ d, fill: "none", stroke: "#0b4f9c", "stroke-width": 3 }).forEach(([k, v]) => path.setAttribute(k, v));
+  const label = (text, lx, ly, anchor = "start") => {
+    const el = document.createElementNS(ns, "text");
+    Object.entries({ x: lx, y: ly, "font-size": 13, fill: "#111", "text-anchor": anchor }).forEach(([k, v]) => el.setAttribute(k, v));
+    el.textContent = text;
+    return el;
+  };
+  svg.append(path, label(fmtTime(new Date(t0).toISOString()), pad, hgt - 6),
+    label(fmtTime(new Date(t1).toISOString()), w - pad, hgt - 6, "end"),
+    label(`${events.length} / ${registered}`, w - pad, y(events.length) - 6, "end"));
+  return [h("h2", {}, t("report.chart")), svg];
 }
 
 // ---- devices -------------------------------------------------------------------------------------
