@@ -174,5 +174,13 @@ async def test_cancel_stops_a_playing_broadcast_where_it_plays(
         resp = await client.post(f"/api/v1/broadcasts/{bid}/cancel", headers=admin_headers)
         assert resp.status == 200
         assert hub.now_playing(SEONGNAE) is None
-        body = await wait_status(client, admin_headers, bid, {"cancelled"})
+        await wait_status(client, admin_headers, bid, {"cancelled"})
+    # The channel's "cancelled" report is written by the dispatcher's report task.
+    deadline = time.monotonic() + 10
+    while True:
+        body = await (await client.get(f"/api/v1/broadcasts/{bid}", headers=admin_headers)).json()
+        if body["occurrences"][0]["status"] != "playing" or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
     assert body["occurrences"][0]["status"] == "cancelled"
+    assert body["occurrences"][0]["ended_at"] is not None
