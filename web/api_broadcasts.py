@@ -304,6 +304,7 @@ async def cancel(request: web.Request) -> web.Response:
         )
         await session.commit()
     await dispatcher.stop_items(to_stop)
+    await dispatcher.process_reports()  # the channels' "cancelled" reports, so the answer is final
     dispatcher.poke()
     async with request.app[SESSIONMAKER]() as session:
         b = await store.get_broadcast(session, b.id)
