@@ -7,6 +7,7 @@ import asyncio
 import csv
 import io
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -184,3 +185,46 @@ async def test_cancel_stops_a_playing_broadcast_where_it_plays(
         await asyncio.sleep(0.05)
     assert body["occurrences"][0]["status"] == "cancelled"
     assert body["occurrences"][0]["ended_at"] is not None
+
+
+async def test_emergency_cuts_a_routine_broadcast_on_the_real_channel(
+    client: Any, admin_headers: Any
+) -> None:
+    app = client.app
+    hub = app[HUB]
+    d1, t1 = await add_speaker(app, SEONGNAE, "마을회관 스피커")
+    routine = await ready_announcement(app, "마을 안내", seconds=8.0)
+    typhoon = await ready_announcement(app, "태풍 대피", seconds=1.0)
+    async with streaming(client, SEONGNAE, t1):
+        await wait_for(lambda: d1 in hub.connected_devices(SEONGNAE))
+        resp = await client.post(
+            "/api/v1/broadcasts",
+            json={"announcement_id": routine, "targets": {"villages": [SEONGNAE]}, "chime": False},
+            headers=admin_headers,
+        )
+        first = (await resp.json())["id"]
+        await wait_for(lambda: hub.now_playing(SEONGNAE) is not None)
+        body = {
+            "announcement_id": typhoon,
+            "targets": {"villages": [SEONGNAE]},
+            "priority": "emergency",
+            "chime": False,
+        }
+        plan = await (
+            await client.post(
+                "/api/v1/broadcasts", json={**body, "dry_run": True}, headers=admin_headers
+            )
+        ).json()
+        assert plan["plan"][0]["outcome"] == "preempts"
+        assert plan["plan"][0]["preempts"] == "마을 안내"
+        resp = await client.post("/api/v1/broadcasts", json=body, headers=admin_headers)
+        assert resp.status == 201
+        second = (await resp.json())["id"]
+        cut = await wait_status(client, admin_headers, first, {"partial", "done"})
+        done = await wait_status(client, admin_headers, second, {"done", "partial"})
+    assert cut["status"] == "partial"
+    assert done["status"] == "done"
+    assert done["report"]["totals"]["reached"] == 1
+    assert datetime.fromisoformat(cut["occurrences"][0]["ended_at"]) <= datetime.fromisoformat(
+        done["occurrences"][0]["started_at"]
+    )
