@@ -177,3 +177,14 @@ def test_quiet_hours_are_explained_before_sending(
     page.wait_for_url("**/#report/*")
     page.wait_for_selector("#report-status .st-scheduled")
     assert allowed in page.inner_text("#villages-table")
+    # The officer changes his mind: cancel it from the schedule.
+    broadcast_id = page.url.rsplit("/", 1)[1]
+    page.goto("/#schedule")
+    row = page.locator(f"#schedule-table tr[data-id='{broadcast_id}']")
+    row.wait_for()
+    assert "단수 안내" in page.inner_text(".week")
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.locator("button").click()
+    row.wait_for(state="detached")
+    page.goto(f"/#report/{broadcast_id}")
+    page.wait_for_selector("#report-status .st-cancelled")

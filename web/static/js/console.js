@@ -76,7 +76,8 @@ async function renderDashboard(root) {
   for (const b of scheduled) {
     for (const code of villagesOf(b)) {
       const known = next.get(code);
-      if (!known || new Date(b.start_at) < new Date(known.start_at)) next.set(code, b);
+      const due = (x) => new Date(x.next_due_at || x.start_at);
+      if (!known || due(b) < due(known)) next.set(code, b);
     }
   }
   const nowPlaying = new Map();
@@ -145,7 +146,7 @@ async function renderDashboard(root) {
                     `${v.speakers_online} / ${v.speakers_total}`),
                   h("td", {}, playingNow ? h("span", { class: "badge onair" }, `▶ ${playingNow}`) : "—"),
                   h("td", {}, v.live_listeners ?? "—", " ", h("span", { class: "muted" }, t("dash.residents.n", { n: v.residents }))),
-                  h("td", {}, nextB ? `${fmtTime(nextB.start_at)} · ${titleOf(nextB)}` : "—"),
+                  h("td", {}, nextB ? `${fmtTime(nextB.next_due_at || nextB.start_at)} · ${titleOf(nextB)}` : "—"),
                 );
               }),
             ),

@@ -16,6 +16,8 @@ function targetsText(b) {
   for (const v of tg.villages || b.villages || []) parts.push(vname(v));
   return parts.join(", ") || "—";
 }
+// When a broadcast plays next (after a quiet-hours deferral, or its next recurrence).
+const dueOf = (b) => b.next_due_at || b.start_at;
 const statusBadge = (s) => h("span", { class: `badge st-${s}` }, t(`status.${s}`));
 function table(headers, rows, attrs = {}) {
   const el = h("table", attrs,
@@ -28,7 +30,7 @@ function table(headers, rows, attrs = {}) {
 // ---- schedule: list + week ---------------------------------------------------------------------
 export async function renderSchedule(root) {
   const items = itemsOf(await api("GET", "/api/v1/broadcasts?status=scheduled"), "broadcasts");
-  items.sort((a, b) => new Date(a.start_at) - new Date(b.start_at));
+  items.sort((a, b) => new Date(dueOf(a)) - new Date(dueOf(b)));
   const cancel = async (b, button) => {
     if (!confirm(t("schedule.cancel.confirm", { title: titleOf(b) }))) return;
     button.disabled = true;
@@ -45,7 +47,7 @@ export async function renderSchedule(root) {
     const btn = h("button", { type: "button", class: "small danger-outline", "aria-label": `${t("schedule.cancel")}: ${titleOf(b)}` }, t("schedule.cancel"));
     btn.addEventListener("click", () => cancel(b, btn));
     return h("tr", { dataset: { id: b.id } },
-      h("td", {}, fmtTime(b.start_at)), h("th", { scope: "row" }, titleOf(b)), h("td", {}, targetsText(b)),
+      h("td", {}, fmtTime(dueOf(b))), h("th", { scope: "row" }, titleOf(b)), h("td", {}, targetsText(b)),
       h("td", {}, t(`priority.${b.priority || "normal"}`)), h("td", {}, b.recurrence ? t("schedule.recurring") : ""), h("td", {}, btn));
   });
   mount(root, h("div", { class: "view" },
@@ -66,11 +68,11 @@ function week(items) {
   const fmt = new Intl.DateTimeFormat(lang() === "en" ? "en-GB" : "ko-KR", { timeZone: "Asia/Seoul", weekday: "short", month: "numeric", day: "numeric" });
   return h("div", { class: "week", role: "list" }, days.map((d) => {
     const key = seoulDay(d);
-    const today = items.filter((b) => seoulDay(new Date(b.start_at)) === key);
+    const today = items.filter((b) => seoulDay(new Date(dueOf(b))) === key);
     return h("div", { class: "day", role: "listitem" },
       h("div", { class: "day-head" }, fmt.format(d)),
       today.map((b) => h("a", { class: `slot p-${b.priority || "normal"}`, href: `#report/${b.id}` },
-        h("strong", {}, fmtTime(b.start_at, { date: false })), " ", titleOf(b))));
+        h("strong", {}, fmtTime(dueOf(b), { date: false })), " ", titleOf(b))));
   }));
 }
 
