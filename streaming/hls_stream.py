@@ -19,6 +19,9 @@ __all__ = ["HlsStreams"]
 
 PLAYLIST = "live.m3u8"
 LIST_SIZE = 6
+# Players start a live playlist three segments from its end (RFC 8216 6.3.3); Chromium's native
+# HLS refuses a live playlist with fewer ("DEMUXER_ERROR_COULD_NOT_PARSE"), so serve none before.
+MIN_SEGMENTS = 3
 
 
 @dataclass(slots=True)
@@ -69,14 +72,14 @@ class HlsStreams:
             return seg
 
     async def playlist(self, village: str) -> str:
-        """The live playlist (starting the segmenter and waiting for a first segment if needed)."""
+        """The live playlist (starting the segmenter and waiting for its first segments)."""
         seg = await self._ensure(village)
         path = seg.directory / PLAYLIST
-        deadline = self._clock() + 3 * self.segment_s + 5
+        deadline = self._clock() + (MIN_SEGMENTS + 1) * self.segment_s + 5
         while True:
             with contextlib.suppress(FileNotFoundError):
                 text = await asyncio.to_thread(path.read_text)
-                if segment_count(text):
+                if segment_count(text) >= MIN_SEGMENTS:
                     return text
             if self._clock() > deadline:
                 raise UnknownStream("the HLS stream did not start in time; retry")
