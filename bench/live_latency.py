@@ -1,7 +1,8 @@
 """Mouth-to-ear delay of a live session, measured with timed tone bursts.
 
     .venv/bin/python bench/live_latency.py [--bursts 20] [--interval 1.0]
-    .venv/bin/python bench/live_latency.py --listeners 10,30   # server CPU per WebRTC listener
+    .venv/bin/python bench/live_latency.py --listeners 1,10,30  # server CPU per WebRTC listener,
+                                                                 # shared encoder vs one per sender
 
 A real server (in process, on a loopback port, its own temporary data directory) and three peers:
 
@@ -49,6 +50,7 @@ from devices import store
 from streaming.webrtc import ice_configuration
 from web.app import create_app
 from web.keys import SESSIONMAKER
+from web.live import LIVE
 from web.settings import Settings
 
 VILLAGE = "goseong-eup-seongnae-ri"
@@ -295,17 +297,18 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _serve_child(conn: Any, listeners: int) -> None:
-    asyncio.run(_child_main(conn, listeners))
+def _serve_child(conn: Any, listeners: int, shared: bool) -> None:
+    asyncio.run(_child_main(conn, listeners, shared))
 
 
-async def _child_main(conn: Any, listeners: int) -> None:
+async def _child_main(conn: Any, listeners: int, shared: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
             data_dir=Path(tmp) / "data", log_format="text", log_level="WARNING",
             quiet_hours="off", webrtc_listeners_per_channel=10_000,
         )  # fmt: skip
         app = create_app(settings)
+        app[LIVE].shared_encoder = shared
         runner = web.AppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -325,11 +328,11 @@ async def _child_main(conn: Any, listeners: int) -> None:
         await runner.cleanup()
 
 
-async def scale(counts: list[int], window_s: float) -> dict[str, Any]:
+async def scale(counts: list[int], window_s: float, shared: bool = True) -> dict[str, Any]:
     """Server CPU with a publisher and N WebRTC listeners of one channel, for each N."""
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_serve_child, args=(child, max(counts)))
+    proc = ctx.Process(target=_serve_child, args=(child, max(counts), shared))
     proc.start()
     info = await asyncio.get_running_loop().run_in_executor(None, parent.recv)
     assert proc.pid is not None
@@ -372,7 +375,17 @@ async def scale(counts: list[int], window_s: float) -> dict[str, Any]:
         )
         row["cpu_per_listener"] = round(per, 5)
         row["listeners_per_core"] = round(1 / per) if per > 0 else None
-    return {"rows": rows}
+    result: dict[str, Any] = {"encoder": "shared" if shared else "per-sender", "rows": rows}
+    first = next((r for r in rows if r["listeners"] >= 1), None)
+    last = rows[-1]
+    if first is not None and last["listeners"] > first["listeners"]:
+        # the steadiest figure: from the first listener (channel encoder running) to the most
+        per = (last["server_cpu_cores"] - first["server_cpu_cores"]) / (
+            last["listeners"] - first["listeners"]
+        )
+        result["cpu_per_listener_after_first"] = round(per, 5)
+        result["listeners_per_core_after_first"] = round(1 / per) if per > 0 else None
+    return result
 
 
 def main() -> None:
@@ -387,14 +400,21 @@ def main() -> None:
     args = parser.parse_args()
     if args.listeners:
         counts = [int(n) for n in args.listeners.split(",")]
-        scaled = asyncio.run(scale(counts, args.window))
-        print(f"{'listeners':>10}{'server cores':>14}{'cpu/listener':>14}{'per core':>10}")
-        for row in scaled["rows"]:
+        for shared in (True, False):  # side by side: one encoder per channel vs one per sender
+            scaled = asyncio.run(scale(counts, args.window, shared))
+            print(f"encoder: {scaled['encoder']}")
+            print(f"{'listeners':>10}{'server cores':>14}{'cpu/listener':>14}{'per core':>10}")
+            for row in scaled["rows"]:
+                print(
+                    f"{row['listeners']:>10}{row['server_cpu_cores']:>14}"
+                    f"{row.get('cpu_per_listener', ''):>14}"
+                    f"{row.get('listeners_per_core') or '':>10}"
+                )
             print(
-                f"{row['listeners']:>10}{row['server_cpu_cores']:>14}"
-                f"{row.get('cpu_per_listener', ''):>14}{row.get('listeners_per_core') or '':>10}"
+                f"after the first listener: {scaled.get('cpu_per_listener_after_first')} cores"
+                f" per listener, {scaled.get('listeners_per_core_after_first')} per core"
             )
-        print(json.dumps(scaled))
+            print(json.dumps(scaled))
         return
     result = asyncio.run(run(args.bursts, args.interval))
     print(f"bursts sent: {result['bursts_sent']}")

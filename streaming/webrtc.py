@@ -42,6 +42,7 @@ __all__ = [
     "NotAnOffer",
     "OpusFanout",
     "PacketTrack",
+    "PcmTrack",
     "PublishPeer",
     "TooManyWebRtcListeners",
     "WebRtcUnavailable",
@@ -396,6 +397,44 @@ class OpusFanout:
             track.stop()
 
 
+class PcmTrack(MediaStreamTrack):
+    """A listener's track of decoded PCM, which aiortc encodes for this listener alone.
+
+    The baseline the shared encoder is measured against (``bench/live_latency.py --per-sender``);
+    the server itself uses :class:`PacketTrack`.
+    """
+
+    kind = "audio"
+
+    def __init__(self, on_stop: Callable[[PcmTrack], None], max_frames: int = 20) -> None:
+        super().__init__()
+        self._queue: asyncio.Queue[AudioFrame] = asyncio.Queue(max_frames)
+        self._on_stop = on_stop
+        self._samples = 0
+
+    def put(self, frame: AudioFrame) -> None:
+        """Queue a frame, dropping the oldest when full."""
+        if self._queue.full():
+            self._queue.get_nowait()
+        self._queue.put_nowait(frame)
+
+    async def recv(self) -> AudioFrame:
+        """The next frame for this listener's own encoder."""
+        if self.readyState != "live":
+            raise MediaStreamError
+        frame = await self._queue.get()
+        frame.pts = self._samples
+        frame.time_base = fractions.Fraction(1, frame.sample_rate)
+        self._samples += frame.samples
+        return frame
+
+    def stop(self) -> None:
+        """End this track."""
+        if self.readyState == "live":
+            self._on_stop(self)
+        super().stop()
+
+
 class ChannelListen:
     """A village channel for WebRTC listeners: its MP3 decoded once, encoded to Opus once.
 
@@ -406,21 +445,37 @@ class ChannelListen:
         self.village = village
         self._decoder = av.CodecContext.create("mp3", "r")
         self.fanout = OpusFanout(bitrate_bps)
+        self.pcm_tracks: set[PcmTrack] = set()
+        # aiortc's own encoder takes s16 only (the MP3 decoder gives float planes)
+        self._s16 = av.AudioResampler(format="s16", layout="mono", rate=OPUS_RATE_HZ)
 
     @property
     def listeners(self) -> int:
         """WebRTC listeners of this channel now."""
-        return len(self.fanout.tracks)
+        return len(self.fanout.tracks) + len(self.pcm_tracks)
+
+    def add_pcm_listener(self) -> PcmTrack:
+        """A listener with its own encoder (the per-sender baseline, for benchmarks)."""
+        track = PcmTrack(self.pcm_tracks.discard)
+        self.pcm_tracks.add(track)
+        return track
 
     def feed_mp3(self, chunk: bytes) -> None:
         """Decode a chunk of the channel's MP3 and pass its PCM to the Opus fan-out."""
         try:
             for packet in self._decoder.parse(chunk):
                 for frame in self._decoder.decode(packet):
-                    self.fanout.push_pcm(frame)
+                    if self.fanout.tracks:
+                        self.fanout.push_pcm(frame)
+                    if self.pcm_tracks:
+                        for s16 in self._s16.resample(frame):
+                            for track in list(self.pcm_tracks):
+                                track.put(s16)
         except av.error.FFmpegError:
             log.warning("undecodable MP3 on channel %s; skipped", self.village)
 
     def close(self) -> None:
         """End every listener's track."""
         self.fanout.close()
+        for track in list(self.pcm_tracks):
+            track.stop()

@@ -49,6 +49,8 @@ from streaming.source_client import (
 )
 from streaming.webrtc import (
     ChannelListen,
+    PacketTrack,
+    PcmTrack,
     PublishPeer,
     TooManyWebRtcListeners,
     add_public_candidates,
@@ -144,6 +146,8 @@ class LiveService:
         # WebRTC listeners (resident ids) per village now, and who heard each playing item.
         self.rtc_listeners: dict[str, dict[RTCPeerConnection, int]] = {}
         self.heard: dict[str, set[int]] = {}
+        # False only in benchmarks: each WebRTC listener gets its own Opus encoder (aiortc's way)
+        self.shared_encoder = True
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -339,7 +343,9 @@ class LiveService:
             channel = self.channels[village] = ChannelListen(village)
             self.app[streams.HUB].add_tap(village, channel.feed_mp3)
         pc = RTCPeerConnection(ice_configuration(self.ice_urls))
-        track = channel.fanout.add_listener()
+        track: PacketTrack | PcmTrack = (
+            channel.fanout.add_listener() if self.shared_encoder else channel.add_pcm_listener()
+        )
         sender = pc.addTrack(track)
         _prefer_opus(pc, sender)
         self.listen_peers.add(pc)
