@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
@@ -459,26 +458,9 @@ async def mark_dispatched(
         )
 
 
-async def mark_missed(
-    session: AsyncSession, occurrence_ids: Sequence[int], at: datetime, note: str
-) -> None:
-    """Mark occurrences that will never play."""
-    if occurrence_ids:
-        await session.execute(
-            update(Occurrence)
-            .where(Occurrence.id.in_(list(occurrence_ids)), Occurrence.status == "scheduled")
-            .values(status="missed", ended_at=at, end_event="missed", note=note)
-        )
-
-
 async def has_seq(session: AsyncSession, broadcast_id: int, seq: int) -> bool:
     """Whether occurrences of this recurrence exist."""
     n = await session.scalar(
         select(func.count()).where(Occurrence.broadcast_id == broadcast_id, Occurrence.seq == seq)
     )
     return bool(n)
-
-
-def as_json_time(value: datetime | None, tz: ZoneInfo) -> Any:
-    """An aware time in ``tz`` as ISO 8601, or None."""
-    return value.astimezone(tz).isoformat() if value else None
