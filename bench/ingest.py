@@ -8,7 +8,8 @@ For a 60 s and a 10-minute clip of Korean speech (espeak-ng, looped), it times
   the announcement is ``ready`` — probe, decode, loudness measurement, trim, gain/limiter, both
   renditions, output measurement, tags, sha256, archive, database;
 * reference: the bare ffmpeg commands that do the same transcode — one EBU R128 measurement pass,
-  then one command that encodes both renditions with the gain applied;
+  then one command that encodes both renditions with the gain and limiter applied, with the
+  same encoder settings (lame -q 5, libopus constrained VBR, compression level 5);
 
 and reports the medians, their ratio, and peak memory (the server process and its largest
 ffmpeg child; for the reference, the largest ffmpeg process).
@@ -132,9 +133,10 @@ def reference(clip: Path, out: Path) -> float:
     gain = f"volume={-16 - lufs:.2f}dB,alimiter=limit=0.75:level=false"
     run_checked(
         ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(clip), "-af", gain,
-         "-ac", "1", "-ar", "48000", "-c:a", "libmp3lame", "-b:a", "64k", str(out / "ref.mp3"),
+         "-ac", "1", "-ar", "48000", "-c:a", "libmp3lame", "-b:a", "64k",
+         "-compression_level", "5", str(out / "ref.mp3"),
          "-af", gain, "-ac", "1", "-ar", "48000", "-c:a", "libopus", "-b:a", "32k",
-         "-vbr", "constrained", str(out / "ref.opus")]
+         "-vbr", "constrained", "-compression_level", "5", str(out / "ref.opus")]
     )  # fmt: skip
     return time.perf_counter() - start
 
