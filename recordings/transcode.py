@@ -40,27 +40,13 @@ FFMPEG = "ffmpeg"
 FFPROBE = "ffprobe"
 
 # The channel format: 64 kbps CBR mono 48 kHz MPEG-1 Layer III, no ID3v1, no ffmpeg ID3v2
-# (mutagen writes the tags), with a LAME/Xing Info frame.
+# (mutagen writes the tags), with a LAME/Xing Info frame. lame -q 5 takes half the time of its
+# default -q 3 and writes the same CBR frames.
 MP3_ARGS = (
-    "-c:a",
-    "libmp3lame",
-    "-b:a",
-    f"{CHANNEL_BITRATE_KBPS}k",
-    "-ar",
-    str(CHANNEL_SAMPLE_RATE),
-    "-ac",
-    "1",
-    "-compression_level",
-    "5",
-    "-id3v2_version",
-    "0",
-    "-write_id3v1",
-    "0",
-    "-map_metadata",
-    "-1",
-    "-f",
-    "mp3",
-)  # fmt: skip  (lame -q 5: half the time of the default -q 3, same CBR frames)
+    "-c:a", "libmp3lame", "-b:a", f"{CHANNEL_BITRATE_KBPS}k", "-ar", str(CHANNEL_SAMPLE_RATE),
+    "-ac", "1", "-compression_level", "5", "-id3v2_version", "0", "-write_id3v1", "0",
+    "-map_metadata", "-1", "-f", "mp3",
+)  # fmt: skip
 OPUS_ARGS = (
     "-c:a", "libopus", "-b:a", f"{OPUS_BITRATE_KBPS}k", "-ar", str(CHANNEL_SAMPLE_RATE),
     "-ac", "1", "-vbr", "constrained", "-compression_level", "5", "-map_metadata", "-1",
