@@ -110,7 +110,7 @@ def test_admin_schedules_an_upload_and_the_report_counts_the_speaker(
     upload(page, wav, "경로잔치 안내")
     page.check(f"#send-v-{VILLAGE}")
     page.check("input[name=when][value=later]")
-    start = datetime.now(SEOUL) + timedelta(seconds=40)
+    start = datetime.now(SEOUL) + timedelta(seconds=75)
     page.fill("#send-at", start.strftime("%Y-%m-%dT%H:%M:%S"))
     page.fill("#send-repeat", "1")
     page.click("#dry-run")
@@ -172,6 +172,8 @@ def test_quiet_hours_are_explained_before_sending(
     allowed = f"{QUIET_TO:%H:%M}"
     assert allowed in page.inner_text("#quiet-warning")
     assert page.is_disabled("#send-btn")
+    page.locator("#quiet-warning").scroll_into_view_if_needed()
+    screenshot(page, "quiet-hours", sizes=("desktop",))
     page.click("#accept-next")
     page.click("#send-btn")
     page.wait_for_url("**/#report/*")

@@ -369,9 +369,12 @@ export function sendForm(getAnnouncement) {
       accept.disabled = true;
       accept.textContent = t("send.quiet.accepted", { time: fmtTime(p.next_allowed) });
     });
+    const title = (lang() === "en" ? p.title_en : p.title_ko) || p.title || t("send.quiet");
+    // The per-village lines are in the user's language; the detail is the English fallback.
+    const lines = Array.isArray(p.plan) && p.plan.length ? planLines(p.plan) : p.detail || "";
     mount(plan, h("div", { class: "alert warn", role: "alert", id: "quiet-warning" },
-      h("strong", {}, p.title_ko && p.title !== p.title_en ? p.title : p.title || t("send.quiet")), " ",
-      p.detail || "", h("p", {}, t("send.quiet.offer", { time: fmtTime(p.next_allowed) })), accept));
+      h("strong", {}, title), p.quiet_hours ? ` (${p.quiet_hours})` : "", lines,
+      h("p", {}, t("send.quiet.offer", { time: fmtTime(p.next_allowed) })), accept));
   }
   function showPlan(p) {
     const quiet = p?.quiet_hours || p?.refused || p?.action === "refused" || p?.outcome === "refused";
