@@ -24,6 +24,8 @@ from recordings.models import Announcement
 
 from .auth import require_account, stream_client
 from .keys import SESSIONMAKER, SETTINGS
+from .openapi import document
+from .openapi import json_body as body_spec
 from .validation import json_body
 
 log = logging.getLogger(__name__)
@@ -145,6 +147,12 @@ async def dashboard(request: web.Request) -> web.Response:
     )
 
 
+@document(
+    **body_spec(
+        {"text": {"type": "string", "maxLength": QR_MAX_CHARS}},
+        {"scale": {"type": "integer", "minimum": 1, "maximum": 16}},
+    )
+)
 async def qr_code(request: web.Request) -> web.Response:
     """An SVG QR code of ``text`` (staff only; e.g. a speaker box's stream URL with its token)."""
     await require_account(request)
