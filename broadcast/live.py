@@ -42,6 +42,7 @@ __all__ = [
     "add_listeners",
     "attach_recording",
     "drop_placeholder",
+    "interrupted",
     "start_live_broadcast",
 ]
 
@@ -196,3 +197,17 @@ async def add_listeners(session: AsyncSession, item_id: str, listener_ids: set[i
     if occ is not None:
         occ.listener_ids = sorted(set(occ.listener_ids or ()) | listener_ids)
         await session.flush()
+
+
+async def interrupted(
+    session: AsyncSession, broadcast_id: int
+) -> tuple[LiveBroadcast, str, int | None, str | None] | None:
+    """A live broadcast cut off by a restart: its rows, title, author and author's region."""
+    b = await session.get(Broadcast, broadcast_id)
+    if b is None:
+        return None
+    placeholder = await session.get(Announcement, b.announcement_id)
+    if placeholder is None or placeholder.source != "live" or placeholder.original_path:
+        return None  # already archived
+    live = LiveBroadcast(b.id, placeholder.id, {})
+    return live, b.title, b.created_by, placeholder.region_code

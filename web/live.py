@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -283,6 +284,35 @@ class LiveService:
             log.exception("could not archive live session %s", session.id)
         finally:
             self.sessions.pop(session.id, None)
+
+    async def recover(self) -> int:
+        """Archive the recordings of sessions cut off by a crash or restart; how many."""
+        folder = self.settings.data_dir / "live"
+        recovered = 0
+        for path in sorted(folder.glob("*.mp3")) if folder.is_dir() else []:
+            match = re.fullmatch(r".*-(\d+)\.mp3", path.name)
+            found = None
+            if match is not None and path.stat().st_size > 0:
+                async with self.app[SESSIONMAKER]() as db:
+                    found = await live_broadcast.interrupted(db, int(match[1]))
+            if found is None:
+                path.unlink(missing_ok=True)
+                continue
+            live, title, author, region = found
+            try:
+                announcement_id = await self.app[api_announcements.INGEST].submit_file(
+                    path, title=title, source="live", created_by=author, region_code=region,
+                    original_name=path.name,
+                )  # fmt: skip
+                async with self.app[SESSIONMAKER]() as db:
+                    await live_broadcast.attach_recording(db, live, announcement_id)
+                    await db.commit()
+                recovered += 1
+            except Exception:
+                log.exception("could not recover the live recording %s", path.name)
+        if recovered:
+            log.warning("archived %d live recording(s) cut off by a restart", recovered)
+        return recovered
 
     def spawn(self, coro: Any) -> None:
         """Run a background task that the service cancels on shutdown."""
@@ -592,6 +622,7 @@ async def source(request: web.Request) -> web.StreamResponse:
 async def _live_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     with pinned_host_addresses(host_addresses_for(settings.host)):
+        await app[LIVE].recover()
         yield
         await app[LIVE].close()
 

@@ -392,3 +392,35 @@ async def test_cancelling_the_live_broadcast_hangs_up_the_publisher(
         assert (await resp.json())["status"] == "cancelled"
     finally:
         await publisher.close()
+
+
+async def test_a_recording_cut_off_by_a_restart_is_archived_at_the_next_start(
+    client: Any, tmp_path: Path
+) -> None:
+    """The server died mid-session: the recording on disk becomes the broadcast's announcement."""
+    from devices.targets import Targets
+    from streaming.items import Priority
+    from tests.audio import channel_mp3
+    from web.keys import SETTINGS
+    from web.live import LIVE
+
+    service = client.app[LIVE]
+    async with client.app[SESSIONMAKER]() as session:
+        account = await store.create_account(session, "officer", "pw pw pw pw", "admin", "48820")
+        await session.commit()
+    live, _ = await service._record(
+        account, Targets(villages=(TARGET,)), Priority.NORMAL, False, "끊긴 생방송"
+    )
+    folder = client.app[SETTINGS].data_dir / "live"
+    folder.mkdir(parents=True, exist_ok=True)
+    channel_mp3(
+        tone_wav(tmp_path / "t.wav", 3.0), folder / f"20261125T000000-{live.broadcast_id}.mp3"
+    )
+    (folder / "20261125T000000-999.mp3").write_bytes(b"")  # nothing to save
+    assert await service.recover() == 1
+    assert list(folder.iterdir()) == []
+    async with client.app[SESSIONMAKER]() as session:
+        broadcast = await session.get(Broadcast, live.broadcast_id)
+        assert broadcast is not None
+        assert broadcast.announcement_id != live.placeholder_id
+    assert await client.app[INGEST].wait_ready(broadcast.announcement_id, 60) == "ready"
