@@ -79,8 +79,14 @@ async def _encode_all(
         # The mp3 is measured while the opus is still encoding (the two use both cores).
         return await transcode.measure(files[fmt], limit_s) if fmt == formats[0] else None
 
-    results = await asyncio.gather(*(one(fmt) for fmt in formats))
-    measured = results[0]
+    # A task group cancels (and so kills) the other encoder when one fails: no ffmpeg outlives
+    # its job's scratch directory.
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(one(fmt)) for fmt in formats]
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    measured = tasks[0].result()
     assert measured is not None
     return files, measured
 

@@ -357,3 +357,24 @@ async def test_unknown_announcement_is_a_404_problem(
         body = await resp.json()
         assert body["title_en"]
         assert body["title_ko"]
+
+
+async def test_a_file_that_cannot_be_decoded_ends_failed_with_a_reason(
+    client: Any, admin_headers: dict[str, str]
+) -> None:
+    # submit_file takes files the server made itself (live recordings) without the upload checks.
+    service = client.app[INGEST]
+    path = service.archive.new_incoming(".mp3")
+    await asyncio.to_thread(path.write_bytes, b"\x00garbage, not audio\x00" * 500)
+    announcement_id = await service.submit_file(
+        path, title="망가진 녹음", source="live", created_by=None, region_code="48820"
+    )
+    assert await service.wait_ready(announcement_id, timeout=60) == "failed"
+    body = await (
+        await client.get(f"/api/v1/announcements/{announcement_id}", headers=admin_headers)
+    ).json()
+    assert body["status"] == "failed"
+    assert body["error"]
+    assert body["error_ko"]
+    assert body["renditions"] == {}
+    assert list((service.archive_root / "work").iterdir()) == []
