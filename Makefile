@@ -32,8 +32,12 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy broadcast streaming devices recordings web
 
-bench: system-deps venv
-	$(BIN)/python bench/run_all.py
+bench: test-system-deps venv
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/scheduler.py
+	$(BIN)/python bench/start_latency.py
+	$(BIN)/python bench/live_latency.py
+	$(BIN)/python bench/fanout.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache
