@@ -43,7 +43,8 @@ from web.db import make_engine, make_sessionmaker, migrate
 class RecordingChannels:
     """Notes when each item is offered; reports it started and finished at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, reports: bool = True) -> None:
+        self.reports = reports
         self.offered_at: dict[str, float] = {}
         self.listeners: list[ReportListener] = []
 
@@ -53,7 +54,7 @@ class RecordingChannels:
     def offer(self, item: PlayItem) -> Placement:
         self.offered_at[item.item_id] = time.time()
         now = datetime.now(UTC)
-        for event in ("started", "finished"):
+        for event in ("started", "finished") if self.reports else ():
             report = ItemReport(item.item_id, item.village, item.broadcast_id, event, now, 1000)  # type: ignore[arg-type]
             for listener in self.listeners:
                 listener(report)
@@ -150,6 +151,9 @@ async def main() -> None:
     parser.add_argument("--villages", type=int, default=263)
     parser.add_argument("--span-s", type=float, default=120.0)
     parser.add_argument("--lead-s", type=float, default=20.0, help="time before the first start")
+    parser.add_argument(
+        "--no-reports", action="store_true", help="channels send no reports (timer cost alone)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         engine = make_engine(f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}")
@@ -162,7 +166,7 @@ async def main() -> None:
         due = await seed(maker, args.villages, args.broadcasts, start, args.span_s, mp3)
         seed_s = time.perf_counter() - t_seed
         assert datetime.now(UTC) < start, "seeding took longer than --lead-s"
-        channels = RecordingChannels()
+        channels = RecordingChannels(reports=not args.no_reports)
         config = DispatcherConfig(tz=ZoneInfo("Asia/Seoul"), default_quiet=QuietHours.parse("off"))
         dispatcher = Dispatcher(maker, channels, Media(mp3), config)
         cpu0 = time.process_time()

@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from devices import store as devices_store
 from devices.models import Device, Region
-from recordings import store as recordings_store
 from recordings.models import Announcement, Rendition, Replay
 from streaming.items import ItemReport
 
@@ -177,14 +176,21 @@ async def record_reports(
                     continue
                 _record_end(session, occ, report, devices, deliveries[oid])
             out.append((report, occ))
-    if started_broadcasts:  # broadcast: from now on residents and every staff member may replay it
-        announcement_ids = set(
-            await session.scalars(
-                select(Broadcast.announcement_id).where(Broadcast.id.in_(started_broadcasts))
+    if started_broadcasts:
+        # Broadcast: from now on residents and every staff member may replay it. One UPDATE of
+        # the not-yet-published rows (what ``recordings.store.mark_published`` does one by one,
+        # without loading each announcement and its renditions at every start).
+        await session.execute(
+            update(Announcement)
+            .where(
+                Announcement.id.in_(
+                    select(Broadcast.announcement_id).where(Broadcast.id.in_(started_broadcasts))
+                ),
+                Announcement.published_at.is_(None),
             )
+            .values(published_at=min(r.at for r, _, _ in reports))
+            .execution_options(synchronize_session=False)
         )
-        for announcement_id in announcement_ids:
-            await recordings_store.mark_published(session, announcement_id)
     await session.flush()
     return out
 
