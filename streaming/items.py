@@ -1,8 +1,8 @@
-"""What a village channel plays, and what it reports back: the contract between streaming and broadcast.
+"""What a village channel plays and what it reports back: streaming's contract with broadcast.
 
-Pure values only. ``broadcast`` builds :class:`PlayItem` values and hands them to the channels through
-the :class:`ChannelPort` protocol; the channels report :class:`ItemReport` values when an item starts
-and ends. Tests of ``broadcast`` use a fake implementing :class:`ChannelPort`.
+Pure values only. ``broadcast`` builds :class:`PlayItem` values and hands them to the channels
+through the :class:`ChannelPort` protocol; the channels report :class:`ItemReport` values when an
+item starts and ends. Tests of ``broadcast`` use a fake implementing :class:`ChannelPort`.
 """
 
 from __future__ import annotations
@@ -48,7 +48,9 @@ class PlayItem:
     back to back as one item: e.g. chime, announcement, announcement, closing chime.
     """
 
-    item_id: str  # unique per (broadcast occurrence, village), e.g. "b42-o0-goseong-eup-seongnae-ri"
+    item_id: (
+        str  # unique per (broadcast occurrence, village), e.g. "b42-o0-goseong-eup-seongnae-ri"
+    )
     village: str
     title: str  # what StreamTitle shows
     parts: tuple[Path, ...]
@@ -90,7 +92,7 @@ ReportListener = Callable[[ItemReport], None]
 
 
 class ChannelPort(Protocol):
-    """What broadcast needs of the village channels (implemented by ``streaming.hub.ChannelHub``)."""
+    """What broadcast needs of the village channels (``streaming.hub.ChannelHub`` implements it)."""
 
     def predict(self, village: str, priority: Priority) -> Placement:
         """What would happen if an item of this priority were offered now."""

@@ -26,7 +26,9 @@ def run(args: list[str], timeout: float = 60) -> subprocess.CompletedProcess[byt
     return proc
 
 
-def speech_wav(path: Path, text: str = "오늘 오전 열시 마을회관에서 경로잔치가 열립니다.", voice: str = "ko") -> Path:
+def speech_wav(
+    path: Path, text: str = "오늘 오전 열시 마을회관에서 경로잔치가 열립니다.", voice: str = "ko"
+) -> Path:
     """Korean speech from espeak-ng as a WAV file."""
     run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(path), text])
     return path
@@ -59,11 +61,27 @@ def channel_mp3(src: Path, dst: Path) -> Path:
     return encode(src, dst, *CHANNEL_MP3_ARGS)
 
 
-def decode_pcm(path: Path | str, rate: int = 16000, extra_input_args: tuple[str, ...] = ()) -> np.ndarray:
+def decode_pcm(
+    path: Path | str, rate: int = 16000, extra_input_args: tuple[str, ...] = ()
+) -> np.ndarray:
     """Decode any audio file or URL to mono float32 samples in [-1, 1] at ``rate``."""
     proc = run(
-        ["ffmpeg", "-nostdin", "-v", "error", *extra_input_args, "-i", str(path),
-         "-ac", "1", "-ar", str(rate), "-f", "f32le", "-"],
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            *extra_input_args,
+            "-i",
+            str(path),
+            "-ac",
+            "1",
+            "-ar",
+            str(rate),
+            "-f",
+            "f32le",
+            "-",
+        ],
         timeout=120,
     )
     return np.frombuffer(proc.stdout, dtype="<f4")
@@ -77,7 +95,9 @@ def rms_dbfs(samples: np.ndarray) -> float:
     return 20 * math.log10(rms) if rms > 0 else float("-inf")
 
 
-def loud_seconds(samples: np.ndarray, rate: int = 16000, threshold_dbfs: float = -40.0, window_s: float = 0.1) -> float:
+def loud_seconds(
+    samples: np.ndarray, rate: int = 16000, threshold_dbfs: float = -40.0, window_s: float = 0.1
+) -> float:
     """Seconds of audio whose 100 ms windows are louder than the threshold."""
     win = int(rate * window_s)
     if samples.size < win:
@@ -89,18 +109,34 @@ def loud_seconds(samples: np.ndarray, rate: int = 16000, threshold_dbfs: float =
 
 def ffprobe(path: Path | str) -> dict[str, Any]:
     """ffprobe's JSON of format and streams."""
-    proc = run(["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", str(path)])
+    proc = run(
+        ["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", str(path)]
+    )
     return json.loads(proc.stdout)  # type: ignore[no-any-return]
 
 
 def integrated_lufs(path: Path) -> float:
     """EBU R128 integrated loudness measured by ffmpeg's ebur128 filter."""
     proc = subprocess.run(
-        ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-i", str(path), "-af", "ebur128", "-f", "null", "-"],
-        capture_output=True, timeout=120, check=True,
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-hide_banner",
+            "-nostats",
+            "-i",
+            str(path),
+            "-af",
+            "ebur128",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        timeout=120,
+        check=True,
     )
     text = proc.stderr.decode(errors="replace")
-    summary = text[text.rfind("Summary:"):]
+    summary = text[text.rfind("Summary:") :]
     for line in summary.splitlines():
         line = line.strip()
         if line.startswith("I:"):

@@ -32,7 +32,7 @@ async def reset_postgres(url: str) -> None:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh database: a SQLite file always, PostgreSQL when VILLAGECAST_TEST_DATABASE_URL is set."""
+    """A fresh database: SQLite always; PostgreSQL when VILLAGECAST_TEST_DATABASE_URL is set."""
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
     if not PG_URL:
