@@ -11,7 +11,7 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -154,19 +154,9 @@ async def live_mp3(request: web.Request) -> web.StreamResponse:
     }
     if want_meta:
         headers["icy-metaint"] = str(DEFAULT_METAINT)
-    response = RawStreamResponse(headers=headers)
-    response.force_close()
-    await response.prepare(request)
-    transport = request.transport
-    if transport is None or transport.is_closing():
+    response, transport, done, closed = await _open_raw(request, headers)
+    if transport is None:
         return response
-    _tune(transport)
-    done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-
-    def closed(reason: str) -> None:
-        if not done.done():
-            done.set_result(reason)
-
     hub = request.app[HUB]
     device = client if isinstance(client, Device) else None
     conn = hub.attach(
@@ -188,6 +178,34 @@ async def live_mp3(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def _open_raw(
+    request: web.Request, headers: dict[str, str]
+) -> tuple[
+    RawStreamResponse,
+    asyncio.Transport | None,
+    asyncio.Future[str],
+    Callable[[str], None],
+]:
+    """Send the headers of an endless raw stream; the future resolves when the connection closes.
+
+    The transport is None when the client went away before the headers were sent.
+    """
+    response = RawStreamResponse(headers=headers)
+    response.force_close()
+    await response.prepare(request)
+    done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def closed(reason: str) -> None:
+        if not done.done():
+            done.set_result(reason)
+
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        return response, None, done, closed
+    _tune(transport)
+    return response, transport, done, closed  # type: ignore[return-value]
+
+
 async def live_ogg(request: web.Request) -> web.StreamResponse:
     """The village channel as Ogg/Opus (one encoder per channel while anyone listens)."""
     client = await _client(request)
@@ -199,19 +217,9 @@ async def live_ogg(request: web.Request) -> web.StreamResponse:
         "icy-name": f"{name_ko} 마을방송",
         "icy-description": f"villagecast: {name_en} village channel",
     }
-    response = RawStreamResponse(headers=headers)
-    response.force_close()
-    await response.prepare(request)
-    transport = request.transport
-    if transport is None or transport.is_closing():
+    response, transport, done, closed = await _open_raw(request, headers)
+    if transport is None:
         return response
-    _tune(transport)
-    done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-
-    def closed(reason: str) -> None:
-        if not done.done():
-            done.set_result(reason)
-
     oggs = request.app[OGG]
     listener_id = client.id if isinstance(client, Listener) else None
     conn = await oggs.attach(village, transport, closed, listener_id)  # type: ignore[arg-type]
