@@ -1,7 +1,7 @@
 """JSON the console needs that no other module provides: the dashboard summary and QR codes.
 
 ``GET /api/v1/dashboard``: per district and village of the account's region, speakers online/total,
-registered residents, and — where the streaming hub is running — live listeners and what plays now.
+registered residents, live listeners and what plays now.
 ``GET /api/v1/replays`` (listener token): what played in the listener's village, newest first.
 ``POST /api/v1/qr`` ``{text}``: an SVG QR code (for installers scanning a speaker's stream URL).
 """
@@ -9,7 +9,6 @@ registered residents, and — where the streaming hub is running — live listen
 from __future__ import annotations
 
 import io
-import logging
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,65 +18,33 @@ from sqlalchemy import func, select
 
 from broadcast.models import Broadcast, Occurrence
 from devices.errors import InvalidField
-from devices.models import Account, Device, Listener, Region
+from devices.models import Device, Listener, Region
+from devices.policy import can_see_region
 from recordings.models import Announcement
+from streaming.hub import ChannelHub
 
 from .auth import require_account, stream_client
 from .keys import SESSIONMAKER, SETTINGS
 from .openapi import document
 from .openapi import json_body as body_spec
+from .streams import HUB
 from .validation import json_body
-
-log = logging.getLogger(__name__)
 
 QR_MAX_CHARS = 1000
 REPLAYS_LIMIT = 20
 
 
-def _visible(account: Account, region: Region, parent_of: dict[str, str | None]) -> bool:
-    """Whether the account's region is this region or one of its ancestors."""
-    if account.role == "admin":
-        return True
-    code: str | None = region.code
-    while code is not None:
-        if code == account.region_code:
-            return True
-        code = parent_of.get(code)
-    return False
-
-
-def _hub(app: web.Application) -> Any:
-    """The streaming hub, if the streaming module provides one (it is optional here)."""
-    try:
-        from . import streams
-    except ImportError:  # pragma: no cover - the module is part of the app
-        return None
-    key = getattr(streams, "HUB", None)
-    if key is None:
-        return None
-    if isinstance(key, web.AppKey):
-        return app.get(key)
-    return key
-
-
-def _channel_stats(hub: Any, village: str) -> tuple[int | None, str | None]:
+def _channel_stats(hub: ChannelHub, village: str) -> tuple[int, str | None]:
     """(live listeners, now playing title) of a village channel; speaker boxes are not listeners."""
-    if hub is None:
-        return None, None
-    try:
-        listeners = int(hub.listener_count(village)) - len(hub.connected_devices(village))
-        item = hub.now_playing(village)
-        playing = getattr(item, "title", None) if item is not None else None
-    except Exception:  # the dashboard must never fail because of a hub detail
-        log.debug("hub stats unavailable for %s", village, exc_info=True)
-        return None, None
-    return max(listeners, 0), (str(playing) if playing else None)
+    listeners = hub.listener_count(village) - len(hub.connected_devices(village))
+    item = hub.now_playing(village)
+    return max(listeners, 0), (item.title if item is not None else None)
 
 
 async def dashboard(request: web.Request) -> web.Response:
     """The region tree of the account with per-village speaker, resident and channel numbers."""
     account = await require_account(request)
-    hub = _hub(request.app)
+    hub = request.app[HUB]
     async with request.app[SESSIONMAKER]() as session:
         regions = (await session.scalars(select(Region).order_by(Region.position))).all()
         speakers = {
@@ -99,7 +66,6 @@ async def dashboard(request: web.Request) -> web.Response:
                 )
             ).all()
         )
-    parent_of = {r.code: r.parent_code for r in regions}
     by_code: dict[str, dict[str, Any]] = {}
     for region in regions:
         if region.kind != "district":
@@ -110,7 +76,7 @@ async def dashboard(request: web.Request) -> web.Response:
     for region in regions:
         if region.kind != "village" or region.parent_code not in by_code:
             continue
-        if not _visible(account, region, parent_of):
+        if not can_see_region(account, region):
             continue
         online = speakers.get((region.code, True), 0)
         total = online + speakers.get((region.code, False), 0)
@@ -130,7 +96,7 @@ async def dashboard(request: web.Request) -> web.Response:
         district["speakers_online"] += online
         district["speakers_total"] += total
         district["residents"] += village["residents"]
-        district["live_listeners"] += live or 0
+        district["live_listeners"] += live
     districts = [node for node in by_code.values() if node["villages"]]
     totals = {
         key: sum(d[key] for d in districts)
@@ -140,7 +106,7 @@ async def dashboard(request: web.Request) -> web.Response:
         {
             "role": account.role,
             "region": account.region_code,
-            "streaming": hub is not None,
+            "streaming": True,
             "totals": totals,
             "districts": districts,
         }

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from devices.errors import VillagecastError
+
 from . import auth
 
 HERE = Path(__file__).parent
@@ -60,7 +62,7 @@ async def console(request: web.Request) -> web.StreamResponse:
     """The staff console; anonymous visitors go to the login page."""
     try:
         account = await auth.current_account(request)
-    except Exception:  # a stale or unknown cookie is the same as no login here
+    except VillagecastError:  # a revoked token is the same as no login here
         account = None
     if account is None:
         raise web.HTTPFound("/login")
@@ -71,7 +73,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     """The login page (staff already logged in go to the console)."""
     try:
         account = await auth.current_account(request)
-    except Exception:  # a stale or unknown cookie: show the form
+    except VillagecastError:  # a revoked token: show the form
         account = None
     if account is not None:
         raise web.HTTPFound("/")

@@ -113,3 +113,22 @@ async def test_replays_need_a_listener_token_and_start_empty(client: Any) -> Non
     resp = await client.get("/api/v1/replays", headers={"Authorization": f"Bearer {token}"})
     assert resp.status == 200
     assert await resp.json() == {"village": VILLAGE, "items": []}
+
+
+async def test_district_officer_dashboard_shows_only_their_district(
+    client: Any, make_staff: Any
+) -> None:
+    headers = await make_staff("district", "hai-myeon")
+    body = await (await client.get("/api/v1/dashboard", headers=headers)).json()
+    assert [d["code"] for d in body["districts"]] == ["hai-myeon"]
+    villages = [v["code"] for v in body["districts"][0]["villages"]]
+    assert villages
+    assert all(code.startswith("hai-myeon-") for code in villages)
+
+
+async def test_login_page_treats_a_revoked_token_as_logged_out(client: Any) -> None:
+    resp = await client.get(
+        "/login", headers={"Authorization": "Bearer vca_revoked"}, allow_redirects=False
+    )
+    assert resp.status == 200
+    assert "text/html" in resp.headers["Content-Type"]
