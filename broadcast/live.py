@@ -35,6 +35,7 @@ from .errors import EmptyTarget, InQuietHours
 from .models import Broadcast, Occurrence
 from .priority import priority_name
 from .quiet import QuietHours, decide_quiet
+from .service import audit_broadcast
 
 __all__ = [
     "LiveBroadcast",
@@ -136,22 +137,8 @@ async def start_live_broadcast(
     session.add_all(occurrences)
     await session.flush()
     await store.refresh_status(session, b, now)
-    actor = devices_store.actor_of(account)
-    region = villages[0] if len(villages) == 1 else account.region_code
-    devices_store.audit(
-        session,
-        actor,
-        "broadcast.live",
-        f"broadcast:{b.id}",
-        region,
-        villages=villages,
-        priority=b.priority,
-    )
-    if priority >= Priority.EMERGENCY:
-        devices_store.audit(
-            session, actor, "broadcast.emergency", f"broadcast:{b.id}", region,
-            note=f"live emergency broadcast by {actor}", villages=villages,
-        )  # fmt: skip
+    ignored = [v for v in villages if decisions[v].outcome == "ignored"]
+    audit_broadcast(session, account, b, "broadcast.live", quiet_hours_ignored=ignored)
     return LiveBroadcast(b.id, placeholder.id, {o.village_code: o.item_id for o in occurrences})
 
 

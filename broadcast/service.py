@@ -127,41 +127,55 @@ async def create_broadcast(
     )
     await session.flush()
     await store.refresh_status(session, b, now)
-    actor = devices_store.actor_of(account)
-    region = villages[0] if len(villages) == 1 else account.region_code
-    devices_store.audit(
+    ignored = [p.village for p in plan if p.quiet == "ignored"]
+    audit_broadcast(
         session,
-        actor,
+        account,
+        b,
         "broadcast.create",
-        f"broadcast:{b.id}",
-        region,
+        quiet_hours_ignored=ignored,
         announcement_id=announcement.id,
-        villages=villages,
-        priority=b.priority,
         start_at=start.isoformat(),
         repeat=req.repeat,
         recurrence=b.recurrence,
         deferred=[p.village for p in plan if p.quiet == "deferred"],
     )
-    if req.priority >= Priority.EMERGENCY:
-        ignored = [p.village for p in plan if p.quiet == "ignored"]
-        note = (
-            f"emergency broadcast by {actor}; ignored quiet hours in {len(ignored)} village(s): "
-            + ", ".join(ignored)
-            if ignored
-            else f"emergency broadcast by {actor}"
-        )
+    return Created(b, plan, start, rec)
+
+
+def audit_broadcast(
+    session: AsyncSession,
+    account: Account,
+    b: Broadcast,
+    action: str,
+    *,
+    quiet_hours_ignored: list[str],
+    **detail: Any,
+) -> None:
+    """Audit a new broadcast, and separately an emergency with the quiet hours it ignored."""
+    actor = devices_store.actor_of(account)
+    villages = list(b.villages)
+    region = villages[0] if len(villages) == 1 else account.region_code
+    target = f"broadcast:{b.id}"
+    devices_store.audit(
+        session, actor, action, target, region, villages=villages, priority=b.priority, **detail
+    )
+    if Priority.parse(b.priority) >= Priority.EMERGENCY:
+        note = f"emergency broadcast by {actor}"
+        if quiet_hours_ignored:
+            note += f"; ignored quiet hours in {len(quiet_hours_ignored)} village(s): " + ", ".join(
+                quiet_hours_ignored
+            )
         devices_store.audit(
             session,
             actor,
             "broadcast.emergency",
-            f"broadcast:{b.id}",
+            target,
             region,
             note=note,
             villages=villages,
-            quiet_hours_ignored=ignored,
+            quiet_hours_ignored=quiet_hours_ignored,
         )
-    return Created(b, plan, start, rec)
 
 
 def _quiet_of(
