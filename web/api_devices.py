@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from devices import policy, store
 from devices.errors import InvalidField, NotPermitted
@@ -47,6 +48,13 @@ def device_json(device: Device, tree: RegionTree | None, tz: str) -> dict[str, A
 def _may_manage(account: Account, tree: RegionTree, code: str) -> None:
     if not policy.can_manage_devices(account, tree.node(code)):
         raise NotPermitted(f"your account may not manage speaker boxes in {code}", region=code)
+
+
+async def _managed_group(session: AsyncSession, account: Account, group_id: int) -> DeviceGroup:
+    """The device group, if the account may manage its region (404/403 otherwise)."""
+    group = await store.get_group(session, group_id)
+    _may_manage(account, await store.load_tree(session), group.region_code)
+    return group
 
 
 def _managed_villages(account: Account, tree: RegionTree) -> frozenset[str] | None:
@@ -223,9 +231,7 @@ async def get_group(request: web.Request) -> web.Response:
     account = await require_account(request)
     group_id = path_int(request)
     async with request.app[SESSIONMAKER]() as session:
-        group = await store.get_group(session, group_id)
-        tree = await store.load_tree(session)
-        _may_manage(account, tree, group.region_code)
+        group = await _managed_group(session, account, group_id)
         body = await _group_json(session, group, request.app[SETTINGS].timezone)
     return web.json_response(body, dumps=_dumps)
 
@@ -235,9 +241,7 @@ async def delete_group(request: web.Request) -> web.Response:
     account = await require_account(request)
     group_id = path_int(request)
     async with request.app[SESSIONMAKER]() as session:
-        group = await store.get_group(session, group_id)
-        tree = await store.load_tree(session)
-        _may_manage(account, tree, group.region_code)
+        group = await _managed_group(session, account, group_id)
         region, name = group.region_code, group.name
         await store.delete_group(session, group)
         store.audit(
@@ -256,9 +260,7 @@ async def add_members(request: web.Request) -> web.Response:
     devices = _device_ids(data)
     tz = request.app[SETTINGS].timezone
     async with request.app[SESSIONMAKER]() as session:
-        group = await store.get_group(session, group_id)
-        tree = await store.load_tree(session)
-        _may_manage(account, tree, group.region_code)
+        group = await _managed_group(session, account, group_id)
         await store.add_group_members(session, group, devices)
         store.audit(
             session,
@@ -279,9 +281,7 @@ async def remove_member(request: web.Request) -> web.Response:
     group_id = path_int(request)
     device_id = path_int(request, "device_id")
     async with request.app[SESSIONMAKER]() as session:
-        group = await store.get_group(session, group_id)
-        tree = await store.load_tree(session)
-        _may_manage(account, tree, group.region_code)
+        group = await _managed_group(session, account, group_id)
         await store.remove_group_member(session, group, device_id)
         store.audit(
             session,
