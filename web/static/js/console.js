@@ -35,16 +35,23 @@ async function route() {
     else a.removeAttribute("aria-current");
   }
   clearToast();
-  current = { name, onEvent: null };
-  mount(main, h("p", { class: "muted" }, t("loading")));
+  const route_ = { name, onEvent: null };
+  current = route_;
+  // Each route renders into its own element: a slower earlier view that finishes late mounts into
+  // its detached element and never over the view the user went to since.
+  const root = h("div", {});
+  mount(main, root);
+  mount(root, h("p", { class: "muted" }, t("loading")));
   try {
-    const handle = await view(main, rest.join("/"));
+    const handle = await view(root, rest.join("/"));
+    if (current !== route_) return;
     if (handle && typeof handle.onEvent === "function") current.onEvent = handle.onEvent;
   } catch (err) {
+    if (current !== route_) return;
     if (err?.status === 401) return (location.href = "/login");
-    mount(main, errorBox(err));
+    mount(root, errorBox(err));
   }
-  applyI18n(main);
+  applyI18n(root);
 }
 
 // ---- dashboard --------------------------------------------------------------------------------
