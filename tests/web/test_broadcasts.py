@@ -137,7 +137,7 @@ async def test_who_may_send_where(
     client: Any, make_staff: Any, role: str, region: str, targets: Any, priority: str, status: int
 ) -> None:
     headers = await make_staff(role, region)
-    ann = await ready_announcement(client.app)
+    ann = await ready_announcement(client.app, region=region)  # made in their own region
     resp = await post(
         client, headers, announcement_id=ann, targets=targets, priority=priority,
         start_at=later(3600),
@@ -151,7 +151,7 @@ async def test_normal_broadcast_in_quiet_hours_is_refused_with_next_allowed(
     headers = await make_staff("district", "hai-myeon")
     village = "hai-myeon-deokho-ri"
     await set_quiet_hours(client.app, village, quiet_around_now(datetime.now(UTC)))
-    ann = await ready_announcement(client.app)
+    ann = await ready_announcement(client.app, region="hai-myeon")
     resp = await post(client, headers, announcement_id=ann, targets={"villages": [village]})
     assert resp.status == 422
     body = await resp.json()
