@@ -49,8 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from devices import store
 from streaming.webrtc import ice_configuration
 from web.app import create_app
-from web.keys import SESSIONMAKER
-from web.live import LIVE
+from web.keys import ONAIR, SESSIONMAKER
 from web.settings import Settings
 
 VILLAGE = "goseong-eup-seongnae-ri"
@@ -308,7 +307,7 @@ async def _child_main(conn: Any, listeners: int, shared: bool) -> None:
             quiet_hours="off", webrtc_listeners_per_channel=10_000,
         )  # fmt: skip
         app = create_app(settings)
-        app[LIVE].shared_encoder = shared
+        app[ONAIR].live.shared_encoder = shared
         runner = web.AppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)

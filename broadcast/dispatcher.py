@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,11 +26,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from devices import store as devices_store
 from devices.orm import utcnow
 from recordings.models import Rendition
-from streaming.items import ChannelPort, ItemReport, PlayItem, Priority
+from streaming.items import ChannelPort, ItemRef, ItemReport, PlayItem, Priority
 
 from . import store
 from .models import Broadcast, Occurrence
-from .quiet import QuietHours, decide_quiet
+from .quiet import QuietHours, decide_quiet, village_quiet
 from .scheduling import Recurrence, late_outcome, next_start, validity_window
 
 __all__ = ["Clock", "Dispatcher", "DispatcherConfig", "Media", "SystemClock", "build_parts"]
@@ -48,7 +47,6 @@ MAX_SLEEP_S = 60.0
 REPORT_BATCH = 100
 # How long stop() waits for the tasks to finish their work.
 STOP_TIMEOUT_S = 10.0
-ITEM_ID = re.compile(r"^b(\d+)-o(\d+)-")
 
 
 class Clock(Protocol):
@@ -89,12 +87,25 @@ def build_parts(
 
 @dataclass(frozen=True, slots=True)
 class DispatcherConfig:
-    """What the dispatcher needs of the settings."""
+    """The on-air rules taken from the settings, built once and shared by every path to the air."""
 
     tz: ZoneInfo
     default_quiet: QuietHours
     validity_min: int = 10
     emergency_validity_min: int = 60
+
+    @classmethod
+    def build(
+        cls,
+        timezone: str,
+        quiet_hours: str,
+        validity_min: int = 10,
+        emergency_validity_min: int = 60,
+    ) -> DispatcherConfig:
+        """The rules from the settings' text values."""
+        return cls(
+            ZoneInfo(timezone), QuietHours.parse(quiet_hours), validity_min, emergency_validity_min
+        )
 
 
 class Dispatcher:
@@ -122,9 +133,10 @@ class Dispatcher:
         # queues them without sleeping (the timer and the report writer take turns).
         self._write = asyncio.Lock()
         # None: the stop sentinel.
-        self._reports: asyncio.Queue[tuple[ItemReport, set[int]] | None] = asyncio.Queue()
+        self._reports: asyncio.Queue[ItemReport | None] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._paused = False
         self.dispatched = 0  # counters for /metrics and the benchmark
         self.missed = 0
         self._listening = False
@@ -135,16 +147,22 @@ class Dispatcher:
         """Recover after a restart, then run the timer loop and the report writer."""
         await self.recover()
         self.attach()
-        self._stopping = False
+        self._stopping = self._paused = False
         self._tasks = [
             asyncio.create_task(self._timer_loop(), name="broadcast-timer"),
             asyncio.create_task(self._report_loop(), name="broadcast-reports"),
         ]
 
+    def pause(self) -> None:
+        """Stop the timer (shutdown's first step): nothing more is claimed or offered."""
+        self._paused = True
+        self._wake.set()
+
     async def stop(self) -> None:
         """Stop waking up; write the reports already received; ignore later ones."""
         # Let both tasks finish what they are doing: a task cancelled inside a transaction
         # could leave its SQLite connection holding the write lock.
+        self._paused = True
         self._stopping = True
         self._wake.set()
         self._reports.put_nowait(None)
@@ -198,7 +216,7 @@ class Dispatcher:
             return await store.next_due(session)
 
     async def _timer_loop(self) -> None:
-        while not self._stopping:
+        while not self._paused:
             self._wake.clear()
             try:
                 await self.dispatch_due(CLAIM_LEAD)
@@ -210,7 +228,7 @@ class Dispatcher:
             if nxt is not None:
                 wake = nxt - CLAIM_LEAD
                 delay = min(MAX_SLEEP_S, max(0.0, (wake - self.clock.now()).total_seconds()))
-            if delay > 0 and not self._stopping:
+            if delay > 0 and not self._paused:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
 
@@ -235,7 +253,7 @@ class Dispatcher:
             self._claimed.discard(item.item_id)
             offered += 1
             try:  # after the commit: a crash from here on never replays them
-                self.channels.offer(item)
+                await self.channels.offer(item)
             except Exception as exc:
                 log.exception("channel refused item %s", item.item_id)
                 refused.append((item, str(exc) or type(exc).__name__))
@@ -271,23 +289,13 @@ class Dispatcher:
                     occ.note = "the announcement's audio file is missing"
                     missed.append(occ)
                     continue
-                item = PlayItem(
-                    item_id=occ.item_id,
-                    village=occ.village_code,
-                    title=b.title,
-                    parts=parts,
-                    priority=priority,
-                    broadcast_id=b.id,
-                )
-                items.append((item, occ.due_at))
+                items.append((PlayItem.of(occ.ref, b.title, parts, priority), occ.due_at))
             for occ in missed:
                 occ.status = "missed"
                 occ.ended_at = now
                 occ.end_event = "missed"
-            played_ids = {item.item_id for item, _ in items}
-            await store.mark_dispatched(
-                session, [o.id for o, _ in rows if o.item_id in played_ids], now
-            )
+            played = {item.ref.occurrence_id for item, _ in items if item.ref is not None}
+            await store.mark_dispatched(session, [o.id for o, _ in rows if o.id in played], now)
             broadcasts = {b.id: b for _, b in rows}
             for bid, seq in {(o.broadcast_id, o.seq) for o, _ in rows}:
                 await self._ensure_next(session, broadcasts[bid], seq)
@@ -311,8 +319,8 @@ class Dispatcher:
         now = self.clock.now()
         async with self._write, self.sessionmaker() as session:
             for item, reason in refused:
-                match = ITEM_ID.match(item.item_id)
-                occ = await session.get(Occurrence, int(match[2])) if match else None
+                assert item.ref is not None
+                occ = await session.get(Occurrence, item.ref.occurrence_id)
                 if occ is None or occ.status != "dispatched":
                     continue
                 occ.status, occ.ended_at, occ.end_event = "missed", now, "refused"
@@ -330,7 +338,7 @@ class Dispatcher:
         if rendition is None:
             return None
         path = self.media.rendition_path(rendition)
-        if not path.exists():
+        if not await asyncio.to_thread(path.exists):  # nothing on the loop touches the disk
             return None
         chimes = self.media.chime_parts(priority >= Priority.EMERGENCY) if b.chime else None
         return build_parts(path, b.repeat, chimes)
@@ -364,8 +372,7 @@ class Dispatcher:
         """The occurrences of one start in every village, quiet hours applied."""
         priority = Priority.parse(b.priority)
         for village in b.villages:
-            quiet_text = info.get(village, ("", None))[1]
-            quiet = QuietHours.parse(quiet_text) if quiet_text else self.config.default_quiet
+            quiet = village_quiet(info.get(village, ("", None))[1], self.config.default_quiet)
             decision = decide_quiet(nominal, quiet, self.config.tz, priority, b.defer_quiet)
             if decision.outcome == "refused":
                 yield store.NewOccurrence(
@@ -377,17 +384,14 @@ class Dispatcher:
     # --- reports ---------------------------------------------------------------------------------
 
     def _on_report(self, report: ItemReport) -> None:
-        if self._stopping or not ITEM_ID.match(report.item_id):
-            return
-        connected: set[int] = set()
-        if report.event == "started":
-            connected = set(self.channels.connected_devices(report.village))
-        self._reports.put_nowait((report, connected))
+        if self._stopping or report.ref is None:
+            return  # not a broadcast's item (a test tone, a benchmark loop)
+        self._reports.put_nowait(report)
 
     async def _report_loop(self) -> None:
         stop = False
         while not stop:
-            batch: list[tuple[ItemReport, set[int]]] = []
+            batch: list[ItemReport] = []
             entry = await self._reports.get()
             while True:
                 if entry is None:
@@ -404,7 +408,7 @@ class Dispatcher:
             except Exception:
                 log.exception("could not record %d item report(s)", len(batch))
 
-    async def _handle_reports(self, batch: list[tuple[ItemReport, set[int]]]) -> None:
+    async def _handle_reports(self, batch: list[ItemReport]) -> None:
         """Record a batch of reports in one transaction, then tell the console."""
         async with self._write:
             events, touched, statuses = await self._record_reports(batch)
@@ -423,7 +427,7 @@ class Dispatcher:
             self.publish("broadcast.started" if event == "started" else "broadcast.ended", **data)
 
     async def _record_reports(
-        self, batch: list[tuple[ItemReport, set[int]]]
+        self, batch: list[ItemReport]
     ) -> tuple[
         list[tuple[str, int, int, ItemReport, str | None]], dict[int, Broadcast], dict[int, str]
     ]:
@@ -431,12 +435,7 @@ class Dispatcher:
         events: list[tuple[str, int, int, ItemReport, str | None]] = []
         touched: dict[int, Broadcast] = {}
         async with self.sessionmaker() as session:
-            parsed = []
-            for report, connected in batch:
-                match = ITEM_ID.match(report.item_id)
-                if match is not None:
-                    parsed.append((report, int(match[2]), connected))
-            changed = await store.record_reports(session, parsed)
+            changed = await store.record_reports(session, batch)
             bids = {occ.broadcast_id for _, occ in changed}
             if bids:
                 rows = await session.scalars(select(Broadcast).where(Broadcast.id.in_(bids)))
@@ -449,25 +448,23 @@ class Dispatcher:
             await session.commit()
         return events, touched, statuses
 
-    async def stop_items(self, item_ids: Iterable[str]) -> None:
+    async def stop_items(self, refs: Iterable[ItemRef]) -> None:
         """Stop items where they play (cancel); ones the channels do not know end ``cancelled``."""
         unknown = []
-        for item_id in item_ids:
-            if item_id in self._claimed:  # claimed ahead, not offered yet: never offer it
-                self._claimed.discard(item_id)
-                unknown.append(item_id)
-            elif not self.channels.cancel(item_id):
-                unknown.append(item_id)
+        for ref in refs:
+            if ref.key in self._claimed:  # claimed ahead, not offered yet: never offer it
+                self._claimed.discard(ref.key)
+                unknown.append(ref)
+            elif not await self.channels.cancel(ref.key):
+                unknown.append(ref)
         if not unknown:
             return
         now = self.clock.now()
-        for item_id in unknown:
-            match = ITEM_ID.match(item_id)
-            if match is None:
-                continue
-            village = item_id[match.end() :]
-            report = ItemReport(item_id, village, int(match[1]), "cancelled", now, 0)
-            await self._handle_reports([(report, set())])
+        reports = [
+            ItemReport(r.key, r.village, r.broadcast_id, "cancelled", now, 0, ref=r)
+            for r in unknown
+        ]
+        await self._handle_reports(reports)
 
 
 def _nominal_of(broadcast_id: int, seq: int) -> Select[datetime]:

@@ -20,6 +20,7 @@ __all__ = [
     "TargetForbidden",
     "UnknownAnnouncement",
     "UnknownBroadcast",
+    "UnknownSession",
 ]
 
 
@@ -73,3 +74,9 @@ class NotCancellable(BroadcastError, ConflictError):
     """The broadcast has already ended."""
 
     title_ko = "이미 끝난 방송은 취소할 수 없습니다"
+
+
+class UnknownSession(BroadcastError, NotFoundError):
+    """No such live session."""
+
+    title_ko = "그런 생방송이 없습니다"

@@ -9,6 +9,7 @@ from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, 
 from sqlalchemy.orm import Mapped, mapped_column
 
 from devices.orm import Base, UTCDateTime, utcnow
+from streaming.items import ItemRef
 
 __all__ = ["BROADCAST_STATUSES", "OCCURRENCE_STATUSES", "Broadcast", "Delivery", "Occurrence"]
 
@@ -85,9 +86,9 @@ class Occurrence(Base):
     note: Mapped[str] = mapped_column(Text, default="")
 
     @property
-    def item_id(self) -> str:
-        """The channel item id of this occurrence."""
-        return f"b{self.broadcast_id}-o{self.id}-{self.village_code}"
+    def ref(self) -> ItemRef:
+        """The typed reference of this occurrence's channel item."""
+        return ItemRef(self.broadcast_id, self.id, self.village_code, self.seq)
 
 
 class Delivery(Base):

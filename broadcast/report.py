@@ -17,6 +17,7 @@ __all__ = [
     "broadcast_status",
     "occurrence_status",
     "report_csv",
+    "report_totals",
 ]
 
 
@@ -216,3 +217,19 @@ def _cell(value: object) -> object:
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
         return "'" + value
     return value
+
+
+def report_totals(villages: list[VillageReport]) -> dict[str, int]:
+    """The report's totals over its villages: speakers and residents."""
+    out = dict.fromkeys(
+        ("targeted", "reached", "missed", "registered", "live", "replayed", "not_heard"), 0
+    )
+    for v in villages:
+        out["targeted"] += len(v.devices)
+        out["reached"] += sum(d.reached for d in v.devices)
+        out["missed"] += sum(not d.reached for d in v.devices) if v.ended else 0
+        out["registered"] += len(v.listeners)
+        out["live"] += sum(x.heard == "live" for x in v.listeners)
+        out["replayed"] += sum(x.heard == "replay" for x in v.listeners)
+        out["not_heard"] += sum(x.heard == "none" for x in v.listeners)
+    return out

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from devices import store as devices_store
 from devices.models import Device, Region
 from recordings.models import Announcement, Rendition, Replay
-from streaming.items import ItemReport
+from streaming.items import ItemRef, ItemReport
 
 from .errors import AnnouncementNotReady, UnknownAnnouncement, UnknownBroadcast
 from .models import OPEN_OCCURRENCE, Broadcast, Delivery, Occurrence
@@ -133,9 +133,9 @@ async def due(session: AsyncSession, until: datetime) -> list[tuple[Occurrence, 
 
 
 async def record_reports(
-    session: AsyncSession, reports: Sequence[tuple[ItemReport, int, set[int]]]
+    session: AsyncSession, reports: Sequence[ItemReport]
 ) -> list[tuple[ItemReport, Occurrence]]:
-    """Record channel reports ``(report, occurrence id, boxes connected at start)`` in bulk.
+    """Record channel reports (of broadcast items: ``report.ref`` set) in bulk.
 
     ``started``: the occurrence plays; every box of its village gets a delivery row noting
     whether it was connected. An end (``finished``/``preempted``/``cancelled``): bytes and
@@ -143,7 +143,7 @@ async def record_reports(
     """
     if not reports:
         return []
-    occ_ids = {oid for _, oid, _ in reports}
+    occ_ids = {r.ref.occurrence_id for r in reports if r.ref is not None}
     occs = {
         o.id: o for o in await session.scalars(select(Occurrence).where(Occurrence.id.in_(occ_ids)))
     }
@@ -160,7 +160,10 @@ async def record_reports(
     started_broadcasts: set[int] = set()
     out = []
     with session.no_autoflush:
-        for report, oid, connected in reports:
+        for report in reports:
+            if report.ref is None:
+                continue
+            oid = report.ref.occurrence_id
             occ = occs.get(oid)
             if occ is None:
                 continue
@@ -169,7 +172,7 @@ async def record_reports(
                     continue
                 occ.status = "playing"
                 occ.started_at = report.at
-                _add_deliveries(session, occ, devices, deliveries[oid], connected)
+                _add_deliveries(session, occ, devices, deliveries[oid], set(report.connected))
                 started_broadcasts.add(occ.broadcast_id)
             else:
                 if occ.status not in OPEN_OCCURRENCE:
@@ -188,7 +191,7 @@ async def record_reports(
                 ),
                 Announcement.published_at.is_(None),
             )
-            .values(published_at=min(r.at for r, _, _ in reports))
+            .values(published_at=min(r.at for r in reports))
             .execution_options(synchronize_session=False)
         )
     await session.flush()
@@ -285,8 +288,8 @@ async def refresh_statuses(
 
 async def cancel(
     session: AsyncSession, broadcast: Broadcast, account_id: int | None, now: datetime
-) -> list[str]:
-    """Cancel a broadcast; returns the channel item ids to stop (dispatched or playing)."""
+) -> list[ItemRef]:
+    """Cancel a broadcast; returns the channel items to stop (dispatched or playing)."""
     broadcast.cancelled_at = now
     broadcast.cancelled_by = account_id
     occs = await session.scalars(
@@ -301,7 +304,7 @@ async def cancel(
             occ.ended_at = now
             occ.end_event = "cancelled"
         else:
-            to_stop.append(occ.item_id)
+            to_stop.append(occ.ref)
     await refresh_status(session, broadcast, now)
     return to_stop
 
@@ -470,3 +473,30 @@ async def has_seq(session: AsyncSession, broadcast_id: int, seq: int) -> bool:
         select(func.count()).where(Occurrence.broadcast_id == broadcast_id, Occurrence.seq == seq)
     )
     return bool(n)
+
+
+async def feed_items(
+    session: AsyncSession, village: str, limit: int
+) -> list[tuple[Announcement, Rendition, datetime]]:
+    """The village's broadcast announcements for its podcast feed: newest start first, once each."""
+    rows = (
+        await session.execute(
+            select(Announcement, Rendition, Occurrence.started_at)
+            .join(Broadcast, Broadcast.announcement_id == Announcement.id)
+            .join(Occurrence, Occurrence.broadcast_id == Broadcast.id)
+            .join(
+                Rendition,
+                (Rendition.announcement_id == Announcement.id) & (Rendition.format == "mp3"),
+            )
+            .where(Occurrence.village_code == village, Occurrence.started_at.is_not(None))
+            .order_by(Occurrence.started_at.desc())
+            .limit(limit * 4)
+        )
+    ).all()
+    seen: set[int] = set()
+    out = []
+    for ann, rendition, started_at in rows:
+        if started_at is not None and ann.id not in seen and len(seen) < limit:
+            seen.add(ann.id)
+            out.append((ann, rendition, started_at))
+    return out

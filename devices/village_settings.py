@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import time
+from datetime import datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from .errors import InvalidField
 
@@ -20,10 +21,27 @@ MAX_TAG_LEN = 32
 
 @dataclass(frozen=True, slots=True)
 class QuietHours:
-    """A daily quiet period in local time; it may wrap past midnight (21:00–06:00)."""
+    """A daily quiet period in local time; it may wrap past midnight (21:00–06:00).
+
+    Equal ends mean none. The one value type of quiet hours: a village's setting and the server's
+    default; what a broadcast does inside them is decided in ``broadcast.quiet``.
+    """
 
     start: time
     end: time
+
+    @classmethod
+    def parse(cls, text: str) -> QuietHours:
+        """``"21:00-06:00"`` → QuietHours; ``""``/``"off"``/``"none"`` → an empty period."""
+        raw = text.strip().lower() if isinstance(text, str) else text
+        if raw in ("", "off", "none"):
+            return cls(time(0, 0), time(0, 0))
+        return parse_quiet_hours(raw)
+
+    @property
+    def empty(self) -> bool:
+        """Whether there are no quiet hours at all."""
+        return self.start == self.end
 
     def __str__(self) -> str:
         return f"{self.start:%H:%M}-{self.end:%H:%M}"
@@ -35,6 +53,20 @@ class QuietHours:
         if self.start < self.end:
             return self.start <= at < self.end
         return at >= self.start or at < self.end
+
+    def is_quiet(self, instant: datetime, tz: ZoneInfo) -> bool:
+        """Whether an aware instant falls inside, in the village's zone."""
+        return self.contains(instant.astimezone(tz).time().replace(tzinfo=None))
+
+    def ends_after(self, instant: datetime, tz: ZoneInfo) -> datetime:
+        """The first instant at or after ``instant`` outside quiet hours (aware, in ``tz``)."""
+        local = instant.astimezone(tz)
+        if not self.is_quiet(instant, tz):
+            return local
+        day = local.date()
+        if self.start > self.end and local.time().replace(tzinfo=None) >= self.start:
+            day += timedelta(days=1)  # evening part of a span that wraps midnight
+        return datetime.combine(day, self.end, tzinfo=tz)
 
 
 def parse_quiet_hours(text: Any) -> QuietHours:

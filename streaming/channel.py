@@ -159,13 +159,6 @@ class Channel:
         """Whether the clock must run: someone listens or something plays."""
         return bool(self.fanout.connections or self.current or self.queue or self.taps)
 
-    def item_ids(self) -> set[str]:
-        """Ids of the playing and queued items."""
-        ids = {p.item.item_id for p in self.queue}
-        if self.current is not None:
-            ids.add(self.current.item.item_id)
-        return ids
-
     # --- items -------------------------------------------------------------------------------
 
     def predict(self, priority: Priority) -> Placement:
@@ -382,5 +375,7 @@ class Channel:
                     total_bytes=play.total_bytes,
                     device_bytes=dict(play.device_bytes),
                     listener_ids=frozenset(play.listener_ids),
+                    connected=frozenset(self.devices) if event == "started" else frozenset(),
+                    ref=play.item.ref,
                 )
             )

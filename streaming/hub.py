@@ -1,22 +1,30 @@
-"""The village channels of a server: one pacing loop, items in, reports out (``ChannelPort``)."""
+"""The village channels of a server: one pacing loop, items in, reports out.
+
+:class:`ChannelHub` is the playback engine (synchronous, in process: every call returns at once).
+:class:`HubPort` is the in-process implementation of :class:`~streaming.items.ChannelPort`, the
+one door the on-air service uses: it reads the parts of an item off the event loop (a bounded cache
+of decoded frames, loaded in a thread) before the item reaches its channel, so the start path of a
+broadcast never reads a file on the loop.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from . import errors
 from .channel import Channel, LiveFeed
 from .fanout import Connection, Transport
-from .items import ItemReport, Placement, PlayItem, Priority, ReportListener
+from .items import ItemReport, LiveInput, Placement, PlayItem, Priority, Reader, ReportListener
 from .mp3 import CHANNEL_SAMPLE_RATE, FRAME_S, parse_header, split_frames
 
-__all__ = ["BYTES_PER_S", "ChannelHub", "load_frames"]
+__all__ = ["BYTES_PER_S", "ChannelHub", "FrameCache", "HubPort", "load_frames"]
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +48,51 @@ def load_frames(path: Path) -> list[bytes]:
     return frames
 
 
+class FrameCache:
+    """The frames of recently played files, bounded to ``size`` files (a chime, an announcement).
+
+    :meth:`get` stats and reads the file (blocking: call it in a thread, as :meth:`load` does);
+    a file changed on disk (mtime, size) is read again.
+    """
+
+    def __init__(self, size: int = _CACHE_SIZE) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple[str, int, int], list[bytes]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, path: Path) -> list[bytes]:
+        """The frames of one file (blocking)."""
+        try:
+            st = path.stat()
+        except OSError as exc:
+            raise errors.PartUnreadable(f"{path.name}: {exc.strerror or exc}") from None
+        key = (str(path), st.st_mtime_ns, st.st_size)
+        with self._lock:
+            frames = self._entries.get(key)
+            if frames is not None:
+                self._entries.move_to_end(key)
+                return frames
+        frames = load_frames(path)
+        with self._lock:
+            self._entries[key] = frames
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return frames
+
+    def parts(self, parts: Sequence[Path]) -> list[bytes]:
+        """The frames of an item's parts, back to back (blocking)."""
+        frames: list[bytes] = []
+        for part in parts:
+            frames.extend(self.get(Path(part)))
+        return frames
+
+    async def load(self, parts: Sequence[Path]) -> list[bytes]:
+        """:meth:`parts` in a thread: never on the event loop."""
+        return await asyncio.to_thread(self.parts, parts)
+
+
 class ChannelHub:
-    """Every village channel of this server, paced by one loop; implements ``ChannelPort``."""
+    """Every village channel of this server, paced by one loop (behind :class:`HubPort`)."""
 
     def __init__(
         self,
@@ -60,7 +111,7 @@ class ChannelHub:
         self._channels: dict[str, Channel] = {}
         self._item_village: dict[str, str] = {}
         self._listeners: list[ReportListener] = []
-        self._cache: OrderedDict[tuple[str, int, int], list[bytes]] = OrderedDict()
+        self.frames = FrameCache()
         self._wake = asyncio.Event()
 
     # --- ChannelPort -------------------------------------------------------------------------
@@ -69,9 +120,13 @@ class ChannelHub:
         """What would happen if an item of this priority were offered now."""
         return self.channel(village).predict(priority)
 
-    def offer(self, item: PlayItem) -> Placement:
-        """Hand an item to its village's channel (plays now, queues, or preempts)."""
-        placement, _ = self._offer(item)
+    def offer(self, item: PlayItem, frames: list[bytes] | None = None) -> Placement:
+        """Hand an item to its village's channel (plays now, queues, or preempts).
+
+        ``frames``: its parts already loaded (:class:`HubPort` loads them in a thread); without
+        them the parts are read here, on the caller's thread (tests and benchmarks).
+        """
+        placement, _ = self._offer(item, frames)
         return placement
 
     def cancel(self, item_id: str) -> bool:
@@ -94,7 +149,7 @@ class ChannelHub:
         """Offer a live item (``parts == ()``); push its MP3 into the returned feed."""
         if item.parts:
             raise ValueError("a live item has no parts")
-        _, feed = self._offer(item)
+        _, feed = self._offer(item, [])
         assert feed is not None
         return feed
 
@@ -239,31 +294,17 @@ class ChannelHub:
 
     # --- internals ---------------------------------------------------------------------------
 
-    def _offer(self, item: PlayItem) -> tuple[Placement, LiveFeed | None]:
+    def _offer(
+        self, item: PlayItem, frames: list[bytes] | None
+    ) -> tuple[Placement, LiveFeed | None]:
         if item.item_id in self._item_village:
             raise errors.DuplicateItem(f"item {item.item_id!r} is already on a channel")
-        frames: list[bytes] = []
-        for part in item.parts:
-            frames.extend(self._frames_of(Path(part)))
+        if frames is None:
+            frames = self.frames.parts(item.parts)
         self._item_village[item.item_id] = item.village
         result = self.channel(item.village).offer(item, frames)
         self._wake.set()
         return result
-
-    def _frames_of(self, path: Path) -> list[bytes]:
-        try:
-            st = path.stat()
-        except OSError as exc:
-            raise errors.PartUnreadable(f"{path.name}: {exc.strerror or exc}") from None
-        key = (str(path), st.st_mtime_ns, st.st_size)
-        frames = self._cache.get(key)
-        if frames is None:
-            frames = self._cache[key] = load_frames(path)
-            if len(self._cache) > _CACHE_SIZE:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(key)
-        return frames
 
     def _on_report(self, report: ItemReport) -> None:
         if report.event != "started":
@@ -273,3 +314,54 @@ class ChannelHub:
                 listener(report)
             except Exception:
                 log.exception("item report listener failed")
+
+
+class HubPort:
+    """The in-process :class:`~streaming.items.ChannelPort`: the hub, nothing blocking."""
+
+    def __init__(self, hub: ChannelHub) -> None:
+        self.hub = hub
+
+    async def predict(self, village: str, priority: Priority) -> Placement:
+        """What would happen if an item of this priority were offered now."""
+        return self.hub.predict(village, priority)
+
+    async def offer(self, item: PlayItem) -> Placement:
+        """Load the parts in a thread (cached), then hand the item to its channel."""
+        frames = await self.hub.frames.load(item.parts)
+        return self.hub.offer(item, frames)
+
+    async def open_live(self, item: PlayItem) -> tuple[Placement, LiveInput]:
+        """Offer a live item; its audio goes into the returned feed."""
+        placement = self.hub.predict(item.village, item.priority)
+        return placement, self.hub.open_live(item)
+
+    async def cancel(self, item_id: str) -> bool:
+        """Stop or unqueue an item; False when unknown."""
+        return self.hub.cancel(item_id)
+
+    async def load_audio(self, path: Path) -> list[bytes]:
+        """A file's frames, read in a thread (cached)."""
+        return await self.hub.frames.load((path,))
+
+    async def connected_devices(self, village: str) -> set[int]:
+        """Speaker boxes connected to the village's stream now."""
+        return self.hub.connected_devices(village)
+
+    async def add_reader(self, village: str, reader: Reader) -> None:
+        """Feed the village's MP3 to ``reader``."""
+        self.hub.add_tap(village, reader)
+
+    async def remove_reader(self, village: str, reader: Reader) -> None:
+        """Stop feeding ``reader``."""
+        self.hub.remove_tap(village, reader)
+
+    async def note_listener(
+        self, village: str, listener_id: int, reader_id: int, present: bool = True
+    ) -> None:
+        """A resident on a held reader, counted in every item's report while present."""
+        self.hub.note_listener(village, listener_id, reader_id, present)
+
+    def add_report_listener(self, listener: ReportListener) -> None:
+        """Be told of every report."""
+        self.hub.add_report_listener(listener)

@@ -1,7 +1,8 @@
 """Broadcasts API: create (with a plan), list, report (JSON and CSV), cancel; the podcast feed.
 
-Thin handlers: parse → ``broadcast.service`` / ``broadcast.store`` → serialize. The scheduler
-(:class:`broadcast.dispatcher.Dispatcher`) starts after the channel hub and the ingest service.
+Thin handlers: parse → the on-air service (``broadcast.onair.OnAir``) or ``broadcast.store`` →
+serialize. The service (its scheduler and live desk) is built here once, after the channel hub and
+the ingest service, and stored under ``keys.ONAIR``.
 """
 
 from __future__ import annotations
@@ -15,39 +16,33 @@ from xml.sax.saxutils import escape, quoteattr
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from sqlalchemy import select
 
 from broadcast import store
-from broadcast.dispatcher import Dispatcher, DispatcherConfig
+from broadcast.dispatcher import DispatcherConfig
 from broadcast.errors import InvalidSchedule
+from broadcast.live import LiveConfig
 from broadcast.models import BROADCAST_STATUSES, Broadcast, Occurrence
+from broadcast.onair import OnAir, check_visible, visible_villages
+from broadcast.planner import AirRequest, Staff
 from broadcast.priority import parse_priority
-from broadcast.quiet import QuietHours
-from broadcast.report import VillageReport, report_csv
+from broadcast.report import VillageReport, report_csv, report_totals
 from broadcast.scheduling import parse_instant
-from broadcast.service import (
-    BroadcastRequest,
-    cancel_broadcast,
-    check_visible,
-    create_broadcast,
-    visible_villages,
-)
 from devices import store as devices_store
 from devices.errors import InvalidField
 from devices.models import Account
 from devices.targets import Targets
-from recordings.models import Announcement, Rendition
+from recordings.models import Rendition
+from streaming.hub import HubPort
+from streaming.webrtc import host_addresses_for, parse_ice_servers
 
 from .api_announcements import INGEST
 from .auth import require_account, stream_client, stream_token
-from .keys import EVENTS, SESSIONMAKER, SETTINGS
+from .keys import EVENTS, ONAIR, SESSIONMAKER, SETTINGS
 from .streams import HUB
 from .system import METRICS
 from .validation import bool_field, int_field, json_body, page, page_params, path_int
 
-__all__ = ["DISPATCHER", "setup"]
-
-DISPATCHER = web.AppKey("broadcast_dispatcher", Dispatcher)
+__all__ = ["setup"]
 
 CREATE_FIELDS = (
     "announcement_id",
@@ -81,22 +76,37 @@ class _IngestMedia:
         return chimes.start, chimes.end
 
 
-def _config(app: web.Application) -> DispatcherConfig:
+def _live_config(app: web.Application) -> LiveConfig:
     settings = app[SETTINGS]
-    return DispatcherConfig(
-        tz=ZoneInfo(settings.timezone),
-        default_quiet=QuietHours.parse(settings.quiet_hours),
-        validity_min=settings.validity_min,
-        emergency_validity_min=settings.emergency_validity_min,
+    loopback = host_addresses_for(settings.host) == ["127.0.0.1"]
+    return LiveConfig(
+        recordings_dir=settings.data_dir / "live",
+        ice_urls=tuple(parse_ice_servers(settings.ice_servers)),
+        public_address="" if loopback else settings.public_address,
+        webrtc_listeners_per_channel=settings.webrtc_listeners_per_channel,
     )
 
 
-async def _dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
-    dispatcher = Dispatcher(
-        app[SESSIONMAKER], app[HUB], _IngestMedia(app), _config(app), publish=app[EVENTS].publish
+async def _onair_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    rules = DispatcherConfig.build(
+        settings.timezone,
+        settings.quiet_hours,
+        settings.validity_min,
+        settings.emergency_validity_min,
     )
-    await dispatcher.start()
-    app[DISPATCHER] = dispatcher
+    onair = OnAir(
+        app[SESSIONMAKER],
+        HubPort(app[HUB]),
+        _IngestMedia(app),
+        rules,
+        publish=app[EVENTS].publish,
+        ingest=app[INGEST],
+        live=_live_config(app),
+    )
+    await onair.start()  # recovers the scheduler's rows and cut-off live recordings
+    app[ONAIR] = onair
+    dispatcher = onair.dispatcher
     app[METRICS].gauge(
         "villagecast_broadcast_items_total",
         "Broadcast items handed to the channels, and occurrences that ended missed.",
@@ -106,7 +116,7 @@ async def _dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
         ],
     )
     yield
-    await dispatcher.stop()
+    await onair.stop()
 
 
 # --- JSON -------------------------------------------------------------------------------------
@@ -141,21 +151,6 @@ def broadcast_json(b: Broadcast, tz: ZoneInfo) -> dict[str, Any]:
     }
 
 
-def _totals(villages: list[VillageReport]) -> dict[str, int]:
-    out = dict.fromkeys(
-        ("targeted", "reached", "missed", "registered", "live", "replayed", "not_heard"), 0
-    )
-    for v in villages:
-        out["targeted"] += len(v.devices)
-        out["reached"] += sum(d.reached for d in v.devices)
-        out["missed"] += sum(not d.reached for d in v.devices) if v.ended else 0
-        out["registered"] += len(v.listeners)
-        out["live"] += sum(x.heard == "live" for x in v.listeners)
-        out["replayed"] += sum(x.heard == "replay" for x in v.listeners)
-        out["not_heard"] += sum(x.heard == "none" for x in v.listeners)
-    return out
-
-
 def _occurrence_json(o: Occurrence, tz: ZoneInfo) -> dict[str, Any]:
     return {
         "seq": o.seq,
@@ -172,10 +167,10 @@ def _occurrence_json(o: Occurrence, tz: ZoneInfo) -> dict[str, Any]:
 # --- handlers ---------------------------------------------------------------------------------
 
 
-def _parse_create(data: dict[str, Any], tz: ZoneInfo) -> BroadcastRequest:
+def _parse_create(data: dict[str, Any], tz: ZoneInfo) -> AirRequest:
     announcement_id = int_field(data, "announcement_id", lo=1, hi=2**62)
     start_raw = data.get("start_at")
-    return BroadcastRequest(
+    return AirRequest(
         announcement_id=announcement_id,
         targets=Targets.from_json(data.get("targets")),
         start_at=None if start_raw in (None, "") else parse_instant(start_raw, tz),
@@ -192,26 +187,15 @@ async def create(request: web.Request) -> web.Response:
     """``POST /api/v1/broadcasts``: 201 with the plan (200 and nothing created on ``dry_run``)."""
     account = await require_account(request)
     data = await json_body(request, CREATE_FIELDS, required=("announcement_id", "targets"))
-    dispatcher = request.app[DISPATCHER]
-    tz = dispatcher.config.tz
-    req = _parse_create(data, tz)
-    async with request.app[SESSIONMAKER]() as session:
-        created = await create_broadcast(
-            session,
-            account,
-            req,
-            now=dispatcher.clock.now(),
-            channels=dispatcher.channels,
-            config=dispatcher.config,
-        )
-        await session.commit()
-    dispatcher.poke()
-    plan = [p.to_json(tz) for p in created.plan]
-    if created.broadcast is None:
+    onair = request.app[ONAIR]
+    tz = onair.rules.tz
+    sent = await onair.send(Staff(account), _parse_create(data, tz))
+    plan = [p.to_json(tz) for p in sent.plan.entries]
+    if sent.broadcast is None:
         return web.json_response(
-            {"id": None, "status": "dry_run", "start_at": _t(created.first_start, tz), "plan": plan}
+            {"id": None, "status": "dry_run", "start_at": _t(sent.plan.start, tz), "plan": plan}
         )
-    body = broadcast_json(created.broadcast, tz)
+    body = broadcast_json(sent.broadcast, tz)
     body["plan"] = plan
     return web.json_response(body, status=201, headers={"Location": body["url"]})
 
@@ -234,18 +218,19 @@ async def _load_report(
 async def get_one(request: web.Request) -> web.Response:
     """``GET /api/v1/broadcasts/{id}``: status, occurrences and the report per village."""
     account = await require_account(request)
-    tz = request.app[DISPATCHER].config.tz
+    tz = request.app[ONAIR].rules.tz
     b, occs, villages = await _load_report(request, account, path_int(request))
     body = broadcast_json(b, tz)
     body["occurrences"] = [_occurrence_json(o, tz) for o in occs]
-    body["report"] = {"totals": _totals(villages), "villages": [v.to_json(tz) for v in villages]}
+    villages_json = [v.to_json(tz) for v in villages]
+    body["report"] = {"totals": report_totals(villages), "villages": villages_json}
     return web.json_response(body)
 
 
 async def get_csv(request: web.Request) -> web.Response:
     """``GET /api/v1/broadcasts/{id}/report.csv``: the report for Excel (UTF-8 with BOM)."""
     account = await require_account(request)
-    tz = request.app[DISPATCHER].config.tz
+    tz = request.app[ONAIR].rules.tz
     b, _, villages = await _load_report(request, account, path_int(request))
     return web.Response(
         body=report_csv(b.id, b.title, villages, tz),
@@ -268,7 +253,7 @@ def _query_time(request: web.Request, name: str, tz: ZoneInfo) -> datetime | Non
 async def list_all(request: web.Request) -> web.Response:
     """``GET /api/v1/broadcasts?status=&village=&from=&to=&limit=&offset=``."""
     account = await require_account(request)
-    tz = request.app[DISPATCHER].config.tz
+    tz = request.app[ONAIR].rules.tz
     limit, offset = page_params(request)
     status = request.query.get("status") or None
     if status is not None and status not in BROADCAST_STATUSES:
@@ -297,18 +282,9 @@ async def cancel(request: web.Request) -> web.Response:
     if request.content_type == "application/json" and request.can_read_body:
         data = await json_body(request, ("reason",))
         reason = str(data.get("reason") or "")[:500]
-    dispatcher = request.app[DISPATCHER]
-    async with request.app[SESSIONMAKER]() as session:
-        b, to_stop = await cancel_broadcast(
-            session, account, path_int(request), dispatcher.clock.now(), reason
-        )
-        await session.commit()
-    await dispatcher.stop_items(to_stop)
-    await dispatcher.process_reports()  # the channels' "cancelled" reports, so the answer is final
-    dispatcher.poke()
-    async with request.app[SESSIONMAKER]() as session:
-        b = await store.get_broadcast(session, b.id)
-    return web.json_response(broadcast_json(b, dispatcher.config.tz))
+    onair = request.app[ONAIR]
+    b = await onair.cancel(Staff(account), path_int(request), reason)
+    return web.json_response(broadcast_json(b, onair.rules.tz))
 
 
 # --- the podcast feed -------------------------------------------------------------------------
@@ -324,30 +300,10 @@ async def feed(request: web.Request) -> web.Response:
     base = settings.public_url.rstrip("/") or str(request.url.origin())
     async with request.app[SESSIONMAKER]() as session:
         village = await devices_store.get_village(session, village_code)
-        rows = (
-            await session.execute(
-                select(Announcement, Rendition, Occurrence.started_at)
-                .join(Broadcast, Broadcast.announcement_id == Announcement.id)
-                .join(Occurrence, Occurrence.broadcast_id == Broadcast.id)
-                .join(
-                    Rendition,
-                    (Rendition.announcement_id == Announcement.id) & (Rendition.format == "mp3"),
-                )
-                .where(
-                    Occurrence.village_code == village_code,
-                    Occurrence.started_at.is_not(None),
-                )
-                .order_by(Occurrence.started_at.desc())
-                .limit(FEED_ITEMS * 4)
-            )
-        ).all()
-    seen: set[int] = set()
+        rows = await store.feed_items(session, village_code, FEED_ITEMS)
     items = []
     suffix = f"?token={token}" if token else ""
     for ann, rendition, started_at in rows:
-        if ann.id in seen or len(seen) >= FEED_ITEMS:
-            continue
-        seen.add(ann.id)
         url = f"{base}/media/announcements/{ann.id}.mp3{suffix}"
         seconds = rendition.duration_ms // 1000
         items.append(
@@ -384,7 +340,7 @@ async def feed(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     """Register the broadcast routes, the feed and the scheduler."""
-    app.cleanup_ctx.append(_dispatcher_ctx)
+    app.cleanup_ctx.append(_onair_ctx)
     app.router.add_post("/api/v1/broadcasts", create)
     app.router.add_get("/api/v1/broadcasts", list_all)
     app.router.add_get(r"/api/v1/broadcasts/{id:\d+}", get_one)

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from broadcast.dispatcher import Dispatcher, DispatcherConfig
+from broadcast.onair import OnAir
 from broadcast.quiet import QuietHours
 from devices import store as devices_store
 from devices.events import EventBus
@@ -44,10 +45,11 @@ async def add_announcement(
     root: Path,
     title: str = "경로잔치 안내",
     status: str = "ready",
+    region: str | None = None,
 ) -> int:
-    """An announcement row with an mp3 rendition file under ``root``."""
+    """An announcement row (made in ``region``) with an mp3 rendition file under ``root``."""
     async with maker() as session:
-        ann = Announcement(title=title, source="upload", status=status)
+        ann = Announcement(title=title, source="upload", status=status, region_code=region)
         session.add(ann)
         await session.flush()
         if status == "ready":
@@ -110,24 +112,31 @@ def events() -> EventBus:
 
 
 @pytest.fixture
-def dispatcher(
+def onair(
     sm: async_sessionmaker[AsyncSession],
     channels: FakeChannels,
     clock: FakeClock,
     config: DispatcherConfig,
     events: EventBus,
     tmp_path: Path,
-) -> Dispatcher:
+) -> OnAir:
+    """The on-air service on fake channels and a fake clock (its scheduler not running)."""
     for name in ("chime-start", "chime-end", "emergency-start", "emergency-end"):
         (tmp_path / f"{name}.mp3").write_bytes(b"\xff\xfb")
-    d = Dispatcher(sm, channels, FakeMedia(tmp_path), config, clock=clock, publish=events.publish)
-    d.attach()
-    return d
+    return OnAir(sm, channels, FakeMedia(tmp_path), config, clock=clock, publish=events.publish)
+
+
+@pytest.fixture
+def dispatcher(onair: OnAir) -> Dispatcher:
+    onair.dispatcher.attach()
+    return onair.dispatcher
 
 
 @pytest.fixture
 def announcement(sm: async_sessionmaker[AsyncSession], tmp_path: Path) -> Callable[..., Any]:
-    async def make(title: str = "경로잔치 안내", status: str = "ready") -> int:
-        return await add_announcement(sm, tmp_path, title, status)
+    async def make(
+        title: str = "경로잔치 안내", status: str = "ready", region: str | None = None
+    ) -> int:
+        return await add_announcement(sm, tmp_path, title, status, region)
 
     return make

@@ -5,9 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 from recordings.models import Rendition
-from streaming.items import ItemReport, Placement, PlayItem, Priority, ReportListener
+from streaming.items import (
+    ChannelPort,
+    ItemReport,
+    LiveInput,
+    Placement,
+    PlayItem,
+    Priority,
+    Reader,
+    ReportListener,
+)
+
+Event = Literal["started", "finished", "preempted", "cancelled"]
 
 
 class FakeClock:
@@ -33,9 +45,29 @@ class _Channel:
     queue: list[PlayItem] = field(default_factory=list)
 
 
+class FakeFeed:
+    """A live item's input: keeps what is pushed."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def push(self, data: bytes) -> None:
+        if not self._closed:
+            self.data += data
+
+    def close(self) -> None:
+        self._closed = True
+
+
 class FakeChannels:
     """Village channels with the real queueing rules: one item plays; equal priorities queue in
-    order; a higher one preempts at once. Items end when the test says so (:meth:`finish`)."""
+    order; a higher one preempts at once. Items end when the test says so (:meth:`finish`).
+    Implements :class:`~streaming.items.ChannelPort` (checked by mypy: see ``_port`` below)."""
 
     def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
@@ -44,12 +76,17 @@ class FakeChannels:
         self.connected: dict[str, set[int]] = {}
         self.offered: list[PlayItem] = []
         self.live_listeners: dict[str, frozenset[int]] = {}
+        self.readers: dict[str, list[Reader]] = {}
+        self.feeds: dict[str, FakeFeed] = {}
         self.item_bytes = 4000
 
     def _ch(self, village: str) -> _Channel:
         return self.channels.setdefault(village, _Channel())
 
-    def predict(self, village: str, priority: Priority) -> Placement:
+    async def predict(self, village: str, priority: Priority) -> Placement:
+        return self._predict(village, priority)
+
+    def _predict(self, village: str, priority: Priority) -> Placement:
         ch = self._ch(village)
         if ch.playing is None:
             return Placement("plays_now", village)
@@ -58,9 +95,16 @@ class FakeChannels:
         ahead = [ch.playing] + [i for i in ch.queue if i.priority >= priority]
         return Placement("queued", village, ahead=tuple(i.title for i in ahead))
 
-    def offer(self, item: PlayItem) -> Placement:
+    async def offer(self, item: PlayItem) -> Placement:
+        return self._offer(item)
+
+    async def open_live(self, item: PlayItem) -> tuple[Placement, LiveInput]:
+        feed = self.feeds[item.item_id] = FakeFeed()
+        return self._offer(item), feed
+
+    def _offer(self, item: PlayItem) -> Placement:
         self.offered.append(item)
-        placement = self.predict(item.village, item.priority)
+        placement = self._predict(item.village, item.priority)
         ch = self._ch(item.village)
         if placement.outcome == "queued":
             index = len([i for i in ch.queue if i.priority >= item.priority])
@@ -72,7 +116,7 @@ class FakeChannels:
         self._emit(item, "started", {})
         return placement
 
-    def cancel(self, item_id: str) -> bool:
+    async def cancel(self, item_id: str) -> bool:
         for ch in self.channels.values():
             if ch.playing is not None and ch.playing.item_id == item_id:
                 item = ch.playing
@@ -90,8 +134,24 @@ class FakeChannels:
     def add_report_listener(self, listener: ReportListener) -> None:
         self.listeners.append(listener)
 
-    def connected_devices(self, village: str) -> set[int]:
+    async def connected_devices(self, village: str) -> set[int]:
         return set(self.connected.get(village, set()))
+
+    async def load_audio(self, path: Path) -> list[bytes]:
+        return [path.name.encode()]  # stands for the file's frames
+
+    async def add_reader(self, village: str, reader: Reader) -> None:
+        self.readers.setdefault(village, []).append(reader)
+
+    async def remove_reader(self, village: str, reader: Reader) -> None:
+        self.readers.get(village, []).remove(reader)
+
+    async def note_listener(
+        self, village: str, listener_id: int, reader_id: int, present: bool = True
+    ) -> None:
+        ids = set(self.live_listeners.get(village, frozenset()))
+        ids.add(listener_id) if present else ids.discard(listener_id)
+        self.live_listeners[village] = frozenset(ids)
 
     # --- test controls ---
 
@@ -100,7 +160,7 @@ class FakeChannels:
         ch = self._ch(village)
         assert ch.playing is not None, f"nothing plays in {village}"
         item = ch.playing
-        boxes = self.connected_devices(village) if reached is None else reached
+        boxes = set(self.connected.get(village, set())) if reached is None else reached
         ch.playing = None
         self._end(item, "finished", {d: self.item_bytes for d in boxes})
         self._next(ch)
@@ -111,22 +171,29 @@ class FakeChannels:
             ch.playing = ch.queue.pop(0)
             self._emit(ch.playing, "started", {})
 
-    def _end(self, item: PlayItem, event: str, device_bytes: dict[int, int]) -> None:
+    def _end(self, item: PlayItem, event: Event, device_bytes: dict[int, int]) -> None:
         self._emit(item, event, device_bytes)
 
-    def _emit(self, item: PlayItem, event: str, device_bytes: dict[int, int]) -> None:
+    def _emit(self, item: PlayItem, event: Event, device_bytes: dict[int, int]) -> None:
+        connected = self.connected.get(item.village, set()) if event == "started" else set()
         report = ItemReport(
             item_id=item.item_id,
             village=item.village,
             broadcast_id=item.broadcast_id,
-            event=event,  # type: ignore[arg-type]
+            event=event,
             at=self.clock.now(),
             total_bytes=self.item_bytes,
             device_bytes=device_bytes,
             listener_ids=self.live_listeners.get(item.village, frozenset()),
+            connected=frozenset(connected),
+            ref=item.ref,
         )
         for listener in self.listeners:
             listener(report)
+
+
+def _port(channels: FakeChannels) -> ChannelPort:
+    return channels  # mypy checks that the fake implements the port
 
 
 class FakeMedia:

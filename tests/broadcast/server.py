@@ -79,7 +79,7 @@ class ServerProcess:
     async def stop(self) -> int:
         """SIGTERM and wait (kill after 20 s)."""
         if self.proc is None or self.proc.returncode is not None:
-            return self.proc.returncode if self.proc else 0
+            return self.proc.returncode or 0 if self.proc else 0
         self.proc.send_signal(signal.SIGTERM)
         try:
             rc = await asyncio.wait_for(self.proc.wait(), 20)

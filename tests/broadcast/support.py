@@ -33,8 +33,11 @@ def tone_mp3(seconds: float) -> bytes:
     return _MP3[seconds]
 
 
-async def ready_announcement(app: Any, title: str = "경로잔치 안내", seconds: float = 1.0) -> int:
-    """A ``ready`` announcement whose mp3 rendition is a real file in the server's archive."""
+async def ready_announcement(
+    app: Any, title: str = "경로잔치 안내", seconds: float = 1.0, region: str | None = None
+) -> int:
+    """A ``ready`` announcement (made in ``region``) whose mp3 rendition is a real file in the
+    server's archive."""
     data = tone_mp3(seconds)
     rel = f"renditions/test/{secrets.token_hex(8)}.mp3"
     path = app[INGEST].archive.absolute(rel)
@@ -42,7 +45,11 @@ async def ready_announcement(app: Any, title: str = "경로잔치 안내", secon
     path.write_bytes(data)
     async with app[SESSIONMAKER]() as session:
         ann = Announcement(
-            title=title, source="upload", status="ready", duration_ms=int(seconds * 1000)
+            title=title,
+            source="upload",
+            status="ready",
+            duration_ms=int(seconds * 1000),
+            region_code=region,
         )
         session.add(ann)
         await session.flush()

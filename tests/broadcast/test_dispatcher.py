@@ -4,6 +4,7 @@ once at its time, follows the channel's reports, survives restarts and recurs.""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -12,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from broadcast import store
 from broadcast.dispatcher import Dispatcher, DispatcherConfig, build_parts
 from broadcast.models import Broadcast, Occurrence
+from broadcast.onair import OnAir
+from broadcast.planner import AirRequest, Staff
 from broadcast.quiet import QuietHours
-from broadcast.service import BroadcastRequest, cancel_broadcast, create_broadcast
 from devices.events import EventBus
 from devices.models import Account, AuditEntry
 from devices.targets import Targets
@@ -35,18 +37,12 @@ async def send(
     villages: tuple[str, ...] = (SEONGNAE,),
     **kwargs: Any,
 ) -> int:
-    async with sm() as session:
-        created = await create_broadcast(
-            session,
-            account,
-            BroadcastRequest(announcement_id, Targets(villages=villages), **kwargs),
-            now=clock.now(),
-            channels=channels,
-            config=config,
-        )
-        await session.commit()
-        assert created.broadcast is not None
-        return created.broadcast.id
+    onair = OnAir(sm, channels, FakeMedia(Path()), config, clock=clock)
+    sent = await onair.send(
+        Staff(account), AirRequest(announcement_id, Targets(villages=villages), **kwargs)
+    )
+    assert sent.broadcast is not None
+    return sent.broadcast.id
 
 
 async def status_of(sm: async_sessionmaker[AsyncSession], bid: int) -> str:
@@ -167,22 +163,18 @@ async def test_equal_priority_queues_and_higher_preempts(
     await dispatcher.process_reports()
     assert await status_of(sm, first) == "playing"
     assert await status_of(sm, second) == "playing"  # dispatched, queued behind the first
-    async with sm() as session:
-        plan = await create_broadcast(
-            session,
-            admin,
-            BroadcastRequest(
-                await _ann_id(sm, "첫째"),
-                Targets(villages=(SEONGNAE,)),
-                priority=Priority.EMERGENCY,
-                dry_run=True,
-            ),
-            now=clock.now(),
-            channels=channels,
-            config=config,
-        )
-    assert plan.plan[0].outcome == "preempts"
-    assert plan.plan[0].preempted == "첫째"
+    onair = OnAir(sm, channels, FakeMedia(Path()), config, clock=clock)
+    plan = await onair.plan(
+        Staff(admin),
+        AirRequest(
+            await _ann_id(sm, "첫째"),
+            Targets(villages=(SEONGNAE,)),
+            priority=Priority.EMERGENCY,
+            dry_run=True,
+        ),
+    )
+    assert plan.entries[0].outcome == "preempts"
+    assert plan.entries[0].preempted == "첫째"
     emergency = await send(
         sm, admin, channels, clock, config, await _ann_id(sm, "첫째"), priority=Priority.EMERGENCY
     )
@@ -266,6 +258,7 @@ async def test_dispatched_before_a_crash_is_never_replayed(
 
 
 async def test_cancel_stops_it_where_it_plays_and_drops_scheduled_ones(
+    onair: OnAir,
     sm: Any,
     dispatcher: Dispatcher,
     channels: FakeChannels,
@@ -280,10 +273,7 @@ async def test_cancel_stops_it_where_it_plays_and_drops_scheduled_ones(
     await dispatcher.dispatch_due()
     await dispatcher.process_reports()
     for bid in (now_id, later_id):
-        async with sm() as session:
-            _, to_stop = await cancel_broadcast(session, admin, bid, clock.now())
-            await session.commit()
-        await dispatcher.stop_items(to_stop)
+        await onair.cancel(Staff(admin), bid)
     await dispatcher.process_reports()
     assert channels.channels[SEONGNAE].playing is None
     assert await status_of(sm, now_id) == "cancelled"
@@ -341,7 +331,7 @@ async def test_deferred_by_quiet_hours_plays_at_six(
         channels,
         clock,
         config,
-        await announcement(),
+        await announcement(region="hai-myeon"),  # made in the officer's district: visible
         villages=("hai-myeon-deokho-ri",),
         defer_quiet=True,
     )
@@ -363,23 +353,16 @@ async def test_timer_loop_wakes_at_the_time_and_on_poke(
 
     clock = SystemClock()
     config = DispatcherConfig(tz=SEOUL, default_quiet=QuietHours.parse("off"))  # any time of day
-    d = Dispatcher(sm, channels, FakeMedia(tmp_path, chimes=False), config, clock=clock)
+    onair = OnAir(sm, channels, FakeMedia(tmp_path, chimes=False), config, clock=clock)
+    d = onair.dispatcher
     await d.start()
     try:
         admin = await add_account(sm)
         ann = await announcement()
         start = clock.now() + timedelta(seconds=0.5)
-        async with sm() as session:
-            created = await create_broadcast(
-                session,
-                admin,
-                BroadcastRequest(ann, Targets(villages=(SEONGNAE,)), start_at=start),
-                now=clock.now(),
-                channels=channels,
-                config=config,
-            )
-            await session.commit()
-        d.poke()
+        sent = await onair.send(
+            Staff(admin), AirRequest(ann, Targets(villages=(SEONGNAE,)), start_at=start)
+        )  # send() pokes the timer
         for _ in range(100):
             if channels.offered:
                 break
@@ -387,7 +370,7 @@ async def test_timer_loop_wakes_at_the_time_and_on_poke(
         late = clock.now() - start
         assert channels.offered, "not dispatched"
         assert timedelta(0) <= late < timedelta(seconds=1)
-        assert created.broadcast is not None
+        assert sent.broadcast is not None
     finally:
         await d.stop()
     async with sm() as session:
@@ -436,6 +419,7 @@ async def test_playing_when_the_server_died_ends_partial_not_replayed(
 
 
 async def test_claimed_ahead_then_cancelled_is_never_offered(
+    onair: OnAir,
     sm: Any,
     dispatcher: Dispatcher,
     channels: FakeChannels,
@@ -455,10 +439,7 @@ async def test_claimed_ahead_then_cancelled_is_never_offered(
         if (await occurrences(sm, bid))[0].status == "dispatched":
             break
         await asyncio.sleep(0.01)
-    async with sm() as session:
-        _, to_stop = await cancel_broadcast(session, admin, bid, clock.now())
-        await session.commit()
-    await dispatcher.stop_items(to_stop)
+    await onair.cancel(Staff(admin), bid)
     assert await task == 0
     assert channels.offered == []
     assert await status_of(sm, bid) == "cancelled"

@@ -7,16 +7,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from broadcast.errors import InvalidSchedule
 from broadcast.quiet import QuietHours, decide_quiet
+from devices.errors import InvalidError
 from streaming.items import Priority
 
 SEOUL = ZoneInfo("Asia/Seoul")
 NIGHT = QuietHours.parse("21:00-06:00")
 
 
-def kst(*args: int) -> datetime:
-    return datetime(*args, tzinfo=SEOUL)
+def kst(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=SEOUL)
 
 
 @pytest.mark.parametrize(
@@ -52,7 +52,7 @@ def test_empty_quiet_hours_never_quiet(text: str) -> None:
 
 @pytest.mark.parametrize("text", ["21-06", "21:00", "25:00-06:00", "ab:cd-06:00", "21:00-6:0"])
 def test_bad_quiet_hours_are_refused(text: str) -> None:
-    with pytest.raises(InvalidSchedule):
+    with pytest.raises(InvalidError):
         QuietHours.parse(text)
 
 

@@ -24,8 +24,8 @@ SEOUL = ZoneInfo("Asia/Seoul")
 NOW = datetime(2026, 11, 25, 5, 0, tzinfo=UTC)  # 14:00 in Seoul, a Wednesday
 
 
-def kst(*args: int) -> datetime:
-    return datetime(*args, tzinfo=SEOUL)
+def kst(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=SEOUL)
 
 
 def test_absent_start_means_now() -> None:

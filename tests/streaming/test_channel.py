@@ -256,7 +256,11 @@ def test_a_preempted_item_offered_again_from_its_report_waits_its_turn(
         if report.event == "preempted":
             channel.offer(PlayItem("routine-2", "v", "ROUTINE", routine.parts), [FRAME] * 5)
 
-    channel._report = lambda r: (reports.append(r), again(r))  # type: ignore[assignment]
+    def report(r: ItemReport) -> None:
+        reports.append(r)
+        again(r)
+
+    channel._report = report
     channel.offer(routine, [FRAME] * 100)
     channel.offer(item("sos", Priority.EMERGENCY), [FRAME] * 5)
     assert channel.current is not None

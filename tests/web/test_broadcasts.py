@@ -137,7 +137,7 @@ async def test_who_may_send_where(
     client: Any, make_staff: Any, role: str, region: str, targets: Any, priority: str, status: int
 ) -> None:
     headers = await make_staff(role, region)
-    ann = await ready_announcement(client.app)
+    ann = await ready_announcement(client.app, region=region)  # made in their own region
     resp = await post(
         client, headers, announcement_id=ann, targets=targets, priority=priority,
         start_at=later(3600),
@@ -151,7 +151,7 @@ async def test_normal_broadcast_in_quiet_hours_is_refused_with_next_allowed(
     headers = await make_staff("district", "hai-myeon")
     village = "hai-myeon-deokho-ri"
     await set_quiet_hours(client.app, village, quiet_around_now(datetime.now(UTC)))
-    ann = await ready_announcement(client.app)
+    ann = await ready_announcement(client.app, region="hai-myeon")
     resp = await post(client, headers, announcement_id=ann, targets={"villages": [village]})
     assert resp.status == 422
     body = await resp.json()
@@ -299,3 +299,25 @@ async def test_anonymous_is_401(client: Any) -> None:
 async def test_metrics_count_dispatched_items(client: Any) -> None:
     text = await (await client.get("/metrics")).text()
     assert 'villagecast_broadcast_items_total{outcome="dispatched"} 0' in text
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+async def test_another_districts_draft_answers_like_a_missing_announcement(
+    client: Any, make_staff: Any, dry_run: bool
+) -> None:
+    """Issue 11 item 1: a village head cannot broadcast (and so publish) a draft it may not see."""
+    head = await make_staff("village", SEONGNAE)
+    draft = await ready_announcement(client.app, "하일면 초안", region="hai-myeon")
+    answers = []
+    for ann in (draft, draft + 1000):
+        resp = await post(
+            client, head, announcement_id=ann, targets={"villages": [SEONGNAE]}, dry_run=dry_run
+        )
+        body = await resp.json()
+        answers.append((resp.status, body["type"], body["detail"].replace(str(ann), "N")))
+    assert answers[0] == answers[1]
+    assert answers[0][0] == 404
+    resp = await client.get("/api/v1/broadcasts", headers=head)
+    assert (await resp.json())["total"] == 0
+    resp = await client.get(f"/api/v1/announcements/{draft}", headers=head)
+    assert resp.status == 404  # still unpublished

@@ -77,6 +77,7 @@ async def test_feed_with_a_listener_token_counts_replays(client: Any) -> None:
         await (await client.get(f"/feeds/{SEONGNAE}.rss?token={token}")).read()
     )
     url = root.find("./channel/item/enclosure").get("url")  # type: ignore[union-attr]
+    assert url is not None
     assert url.endswith(f"?token={token}")
 
 

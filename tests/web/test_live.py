@@ -139,7 +139,10 @@ class WebRtcPublisher:
     def __init__(self, wav: Path) -> None:
         self.pc = RTCPeerConnection(ice_configuration([]))
         self.player = MediaPlayer(str(wav))
-        self.pc.addTrack(self.player.audio)
+        audio = self.player.audio
+        assert audio is not None
+        self.audio = audio
+        self.pc.addTrack(audio)
 
     async def publish(self, client: Any, headers: dict[str, str], **body: Any) -> Any:
         """Offer, and apply the answer; returns the response and its JSON."""
@@ -156,7 +159,7 @@ class WebRtcPublisher:
 
     async def close(self) -> None:
         """Hang up."""
-        self.player.audio.stop()
+        self.audio.stop()
         await self.pc.close()
 
 
@@ -295,10 +298,12 @@ async def test_listen_needs_a_token_of_that_village(client: Any) -> None:
 
 
 async def test_webrtc_listeners_over_the_cap_are_sent_to_hls(client: Any) -> None:
-    from web.live import LIVE
+    from dataclasses import replace
 
-    service = client.app[LIVE]
-    service.settings = service.settings.replace(webrtc_listeners_per_channel=0)
+    from web.keys import ONAIR
+
+    service = client.app[ONAIR].live
+    service.config = replace(service.config, webrtc_listeners_per_channel=0)
     token = await make_listener(client, TARGET)
     listener = WebRtcListener()
     try:
@@ -398,18 +403,18 @@ async def test_a_recording_cut_off_by_a_restart_is_archived_at_the_next_start(
     client: Any, tmp_path: Path
 ) -> None:
     """The server died mid-session: the recording on disk becomes the broadcast's announcement."""
+    from broadcast.planner import AirRequest, Staff
     from devices.targets import Targets
-    from streaming.items import Priority
     from tests.audio import channel_mp3
-    from web.keys import SETTINGS
-    from web.live import LIVE
+    from web.keys import ONAIR, SETTINGS
 
-    service = client.app[LIVE]
+    onair = client.app[ONAIR]
+    service = onair.live
     async with client.app[SESSIONMAKER]() as session:
         account = await store.create_account(session, "officer", "pw pw pw pw", "admin", "48820")
         await session.commit()
-    live, _ = await service._record(
-        account, Targets(villages=(TARGET,)), Priority.NORMAL, False, "끊긴 생방송"
+    live = await onair.open_live(
+        Staff(account), AirRequest(None, Targets(villages=(TARGET,)), chime=False), "끊긴 생방송"
     )
     folder = client.app[SETTINGS].data_dir / "live"
     folder.mkdir(parents=True, exist_ok=True)
