@@ -84,6 +84,7 @@ def _move(src: Path, final: Path) -> None:
         _fsync_file(tmp)
         os.replace(tmp, final)
         src.unlink()
+    os.utime(final)  # the orphan sweep's grace period counts from the move into the archive
     _fsync_dir(final.parent)
 
 
@@ -138,8 +139,7 @@ class Archive:
                 if rel in in_use or not path.is_file():
                     continue
                 with contextlib.suppress(FileNotFoundError):
-                    st = path.stat()  # a rename sets ctime: a file moved in just now is young
-                    if now() - max(st.st_mtime, st.st_ctime) > grace_s:
+                    if now() - path.stat().st_mtime > grace_s:
                         found.append(rel)
         return sorted(found)
 
@@ -176,6 +176,7 @@ class Archive:
         final = final_dir / f"{sha}.{ext}"
         rel = final.relative_to(self.root).as_posix()
         if final.exists():
+            os.utime(final)  # young again: an orphan sweep must not take it before our row commits
             src.unlink(missing_ok=True)  # identical content is stored once
             return rel
         final_dir.mkdir(parents=True, exist_ok=True)

@@ -156,9 +156,10 @@ def demuxer_of(probe: Probe) -> str | None:
 def decoded_bound_s(accepted_s: float | None, max_duration_s: float) -> float:
     """The most audio a decode may write: a little more than the upload check accepted (or the
     length limit when nothing was measured), so that lying timestamps cannot fill the disk."""
+    longest = max_duration_s + _DECODE_SLACK_S
     if accepted_s is None:
-        return max_duration_s + _DECODE_SLACK_S
-    return min(accepted_s, max_duration_s) * _DECODE_SLACK + _DECODE_SLACK_S
+        return longest
+    return min(accepted_s * _DECODE_SLACK + _DECODE_SLACK_S, longest)
 
 
 def original_extension(probe: Probe) -> str:
