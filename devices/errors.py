@@ -81,6 +81,12 @@ class UnavailableError(VillagecastError):
     title_ko = "일시적으로 사용할 수 없습니다"
 
 
+class InsufficientStorageError(VillagecastError):
+    """Insufficient storage."""
+
+    title_ko = "저장 공간이 부족합니다"
+
+
 # The registry's own errors.
 class DevicesError(VillagecastError):
     """Registry error."""

@@ -6,14 +6,45 @@ either the whole file or none. Blocking functions here are called through ``asyn
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
 import secrets
 import shutil
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["Archive", "sha256_file"]
+from .errors import StorageFull
+
+__all__ = ["Archive", "disk_errors", "sha256_file"]
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+_DISK_FULL_TEXT = ("database or disk is full", "No space left on device", "Disk quota exceeded")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether an error means a full disk: ENOSPC/EDQUOT, or a database saying so."""
+    if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+        return True
+    return isinstance(exc, Exception) and any(text in str(exc) for text in _DISK_FULL_TEXT)
+
+
+@contextlib.contextmanager
+def disk_errors(what: str) -> Iterator[None]:
+    """Turn a full disk met while doing ``what`` into :class:`StorageFull` (a 507 problem)."""
+    try:
+        yield
+    except StorageFull:
+        raise
+    except Exception as exc:
+        if is_disk_full(exc):
+            raise StorageFull(f"the server ran out of disk space while {what}") from None
+        raise
+
 
 _CHUNK = 1024 * 1024
 
@@ -53,6 +84,7 @@ def _move(src: Path, final: Path) -> None:
         _fsync_file(tmp)
         os.replace(tmp, final)
         src.unlink()
+    os.utime(final)  # the orphan sweep's grace period counts from the move into the archive
     _fsync_dir(final.parent)
 
 
@@ -86,6 +118,41 @@ class Archive:
                 removed += 1
         return removed
 
+    def free_bytes(self) -> int:
+        """Free space on the archive's filesystem, for an unprivileged writer."""
+        return shutil.disk_usage(self.root).free
+
+    def orphans(
+        self, in_use: set[str], grace_s: float, now: Callable[[], float] = time.time
+    ) -> list[str]:
+        """Archive files (originals, renditions) that no row references, older than ``grace_s``.
+
+        The grace period spares a file just moved in whose row is about to be committed (by
+        this process or another node sharing the directory).
+        """
+        found = []
+        for kind in (self.originals, self.renditions):
+            if not kind.exists():
+                continue
+            for path in kind.glob("*/*"):
+                rel = path.relative_to(self.root).as_posix()
+                if rel in in_use or not path.is_file():
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    if now() - path.stat().st_mtime > grace_s:
+                        found.append(rel)
+        return sorted(found)
+
+    def remove(self, relative: list[str]) -> int:
+        """Delete archive files by relative path; how many bytes were freed."""
+        freed = 0
+        for rel in relative:
+            path = self.absolute(rel)
+            with contextlib.suppress(FileNotFoundError):
+                freed += path.stat().st_size
+                path.unlink()
+        return freed
+
     def new_incoming(self, suffix: str = ".part") -> Path:
         """A fresh, unguessable path for an upload being received (never the client's name)."""
         return self.incoming / f"{secrets.token_hex(12)}{suffix}"
@@ -109,6 +176,7 @@ class Archive:
         final = final_dir / f"{sha}.{ext}"
         rel = final.relative_to(self.root).as_posix()
         if final.exists():
+            os.utime(final)  # young again: an orphan sweep must not take it before our row commits
             src.unlink(missing_ok=True)  # identical content is stored once
             return rel
         final_dir.mkdir(parents=True, exist_ok=True)

@@ -8,27 +8,20 @@ from __future__ import annotations
 
 import math
 import os
-import subprocess
 import wave
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .media import (
-    CHANNEL_SAMPLE_RATE,
-    LIMITER_CEILING_DBFS,
-    TARGET_LUFS,
-    gain_for,
-    needs_limiter,
-    parse_ebur128,
-)
-from .transcode import FFMPEG, MP3_ARGS, gain_filter
+from .channel_format import MP3_FILE_ARGS, SAMPLE_RATE_HZ
+from .media import LIMITER_CEILING_DBFS, TARGET_LUFS, gain_for, needs_limiter, parse_ebur128
+from .transcode import FFMPEG, gain_filter, input_args, run_blocking
 
 __all__ = ["CHIME_VERSION", "Chimes", "chime_samples", "ensure_chimes"]
 
 CHIME_VERSION = "1"
-RATE = CHANNEL_SAMPLE_RATE
+RATE = SAMPLE_RATE_HZ
 KINDS = ("start", "end", "emergency_start", "emergency_end")
 # Rendered bytes by kind, kept for the life of the process: a second app (tests, restarts in
 # one process) writes them without running ffmpeg again.
@@ -115,15 +108,10 @@ def _write_wav(path: Path, samples: np.ndarray) -> None:
 
 
 def _ffmpeg(args: list[str]) -> str:
-    proc = subprocess.run(
-        [FFMPEG, "-nostdin", "-hide_banner", "-nostats", *args],
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"ffmpeg failed: {proc.stderr.decode(errors='replace')[-800:]}")
-    return proc.stderr.decode(errors="replace")
+    done = run_blocking([FFMPEG, "-nostdin", "-hide_banner", "-nostats", *args], limit_s=120)
+    if not done.ok:
+        raise RuntimeError(f"ffmpeg failed: {done.tail()}")
+    return done.stderr.decode(errors="replace")
 
 
 def _render(kind: str, final: Path) -> None:
@@ -146,10 +134,10 @@ def _render(kind: str, final: Path) -> None:
 def _encode(kind: str, wav: Path, out: Path) -> None:
     _write_wav(wav, chime_samples(kind))
     measure = "ebur128=peak=true:framelog=verbose"
-    source = parse_ebur128(_ffmpeg(["-i", str(wav), "-af", measure, "-f", "null", "-"]))
+    source = parse_ebur128(_ffmpeg([*input_args(wav, "wav"), "-af", measure, "-f", "null", "-"]))
     gain = gain_for(source, TARGET_LUFS)
     chain = gain_filter(gain, needs_limiter(source, gain), LIMITER_CEILING_DBFS)
-    _ffmpeg(["-v", "error", "-y", "-i", str(wav), "-af", chain, *MP3_ARGS, str(out)])
+    _ffmpeg(["-v", "error", "-y", *input_args(wav, "wav"), "-af", chain, *MP3_FILE_ARGS, str(out)])
 
 
 def ensure_chimes(root: Path) -> Chimes:

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from devices.errors import (
+    InsufficientStorageError,
     InvalidError,
     NotFoundError,
     TooLargeError,
+    UnavailableError,
     UnsupportedMediaError,
     VillagecastError,
 )
 
 __all__ = [
     "AudioTooLong",
+    "DecodesTooLong",
     "EmptyAudio",
+    "IngestBusy",
     "NotAudio",
     "ProcessingFailed",
     "RecordingsError",
+    "StorageFull",
     "TextTooLong",
     "TruncatedAudio",
     "UnknownAnnouncement",
@@ -80,3 +85,21 @@ class ProcessingFailed(RecordingsError):
     """The audio could not be processed."""
 
     title_ko = "음성 처리에 실패했습니다"
+
+
+class DecodesTooLong(RecordingsError, InvalidError):
+    """The audio decodes to far more than the file says (its timestamps lie)."""
+
+    title_ko = "파일에 적힌 길이보다 음성이 훨씬 깁니다"
+
+
+class StorageFull(RecordingsError, InsufficientStorageError):
+    """The server is short of disk space; try again later."""
+
+    title_ko = "서버의 저장 공간이 부족합니다. 나중에 다시 시도하세요"
+
+
+class IngestBusy(RecordingsError, UnavailableError):
+    """Too many announcements are waiting to be processed; try again shortly."""
+
+    title_ko = "처리를 기다리는 음성이 너무 많습니다. 잠시 후 다시 시도하세요"

@@ -10,16 +10,15 @@ from typing import Any
 from .errors import AudioTooLong, EmptyAudio, NotAudio, TruncatedAudio
 
 __all__ = [
-    "CHANNEL_BITRATE_KBPS",
-    "CHANNEL_SAMPLE_RATE",
-    "FORMATS_EXT",
-    "OPUS_BITRATE_KBPS",
     "TARGET_LUFS",
     "TARGET_TRUE_PEAK_DBTP",
+    "UPLOAD_DEMUXERS",
     "Loudness",
     "Probe",
     "check_complete",
     "check_probe",
+    "decoded_bound_s",
+    "demuxer_of",
     "gain_for",
     "needs_limiter",
     "original_extension",
@@ -28,19 +27,22 @@ __all__ = [
     "parse_progress_seconds",
 ]
 
-CHANNEL_SAMPLE_RATE = 48000
-CHANNEL_BITRATE_KBPS = 64  # mp3: 64 kbps CBR mono 48 kHz MPEG-1 Layer III (the channel format)
-OPUS_BITRATE_KBPS = 32
-FORMATS_EXT = {"mp3": "mp3", "opus": "opus"}  # rendition format → file extension
 TARGET_LUFS = -16.0
 TARGET_TRUE_PEAK_DBTP = -1.0
 # The limiter aims below the target so that MP3/Opus encoding overshoot stays under it.
 LIMITER_CEILING_DBFS = -2.5
 
-# ffprobe format names that are never audio uploads (images, text, subtitles, playlists).
-_NOT_AUDIO_FORMATS = re.compile(
-    r"(^|,)(image2|[a-z0-9]+_pipe|tty|srt|ass|webvtt|hls|concat|lrc|mpjpeg|gif|apng)(,|$)"
-)
+# The only demuxers ffmpeg may use on an upload (``-format_whitelist``): audio containers that
+# never open another file. Without it, ffmpeg picks a demuxer by content, and a DASH manifest or
+# HLS playlist named ``.mp3`` makes it read local media files.
+UPLOAD_DEMUXERS = (
+    "wav", "w64", "mp3", "flac", "ogg", "matroska", "mov", "aac", "amr", "amrnb", "amrwb",
+    "aiff", "caf", "asf",
+)  # fmt: skip
+# A decode may give this much more audio than the upload check measured (resampler and codec
+# delay) before it is stopped as a file whose timestamps lie.
+_DECODE_SLACK = 1.25
+_DECODE_SLACK_S = 5.0
 
 _ESTIMATED_DURATION = frozenset({"aac", "amr"})
 
@@ -70,6 +72,7 @@ class Probe:
     sample_rate: int
     size_bytes: int
     major_brand: str = ""
+    readable_s: float | None = None  # what demuxing every packet found (set by the upload check)
 
     @property
     def claimed_s(self) -> float | None:
@@ -114,7 +117,7 @@ def check_probe(probe: Probe, max_duration_s: float) -> None:
     """Refuse what is not an acceptable audio upload (raises a recordings error)."""
     if probe.size_bytes == 0:
         raise EmptyAudio("the file is empty")
-    if _NOT_AUDIO_FORMATS.search(probe.format_name) or not probe.has_audio:
+    if demuxer_of(probe) is None or not probe.has_audio:
         raise NotAudio(f"no audio stream found (the file looks like {probe.format_name or '?'})")
     if probe.codec in ("none", "unknown"):
         raise NotAudio("the audio codec is unknown")
@@ -142,6 +145,21 @@ def check_complete(claimed_s: float | None, actual_s: float, max_duration_s: flo
             claimed_s=round(claimed_s, 2),
             readable_s=round(actual_s, 2),
         )
+
+
+def demuxer_of(probe: Probe) -> str | None:
+    """The allowed demuxer (``-f``) ffprobe found for an upload; None when it is not allowed."""
+    names = probe.format_name.split(",")
+    return next((name for name in names if name in UPLOAD_DEMUXERS), None)
+
+
+def decoded_bound_s(accepted_s: float | None, max_duration_s: float) -> float:
+    """The most audio a decode may write: a little more than the upload check accepted (or the
+    length limit when nothing was measured), so that lying timestamps cannot fill the disk."""
+    longest = max_duration_s + _DECODE_SLACK_S
+    if accepted_s is None:
+        return longest
+    return min(accepted_s * _DECODE_SLACK + _DECODE_SLACK_S, longest)
 
 
 def original_extension(probe: Probe) -> str:

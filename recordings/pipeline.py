@@ -9,16 +9,21 @@ from pathlib import Path
 
 from . import transcode
 from .analysis import Span, scan_raw
+from .channel_format import (
+    MP3_BITRATE_KBPS,
+    MP3_FILE_ARGS,
+    OPUS_BITRATE_KBPS,
+    OPUS_FILE_ARGS,
+    SAMPLE_RATE_HZ,
+)
 from .errors import EmptyAudio
 from .media import (
-    CHANNEL_BITRATE_KBPS,
-    CHANNEL_SAMPLE_RATE,
     LIMITER_CEILING_DBFS,
-    OPUS_BITRATE_KBPS,
     TARGET_LUFS,
     TARGET_TRUE_PEAK_DBTP,
     Loudness,
     check_complete,
+    decoded_bound_s,
     gain_for,
     needs_limiter,
 )
@@ -29,8 +34,8 @@ log = logging.getLogger(__name__)
 
 # format → (ffmpeg output arguments, file extension, nominal bitrate)
 FORMATS: dict[str, tuple[tuple[str, ...], str, int]] = {
-    "mp3": (transcode.MP3_ARGS, "mp3", CHANNEL_BITRATE_KBPS),
-    "opus": (transcode.OPUS_ARGS, "opus", OPUS_BITRATE_KBPS),
+    "mp3": (MP3_FILE_ARGS, "mp3", MP3_BITRATE_KBPS),
+    "opus": (OPUS_FILE_ARGS, "opus", OPUS_BITRATE_KBPS),
 }
 _TOLERANCE_LU = 0.6
 _CODEC_OVERSHOOT_DB = 0.5  # MP3/Opus encoding can raise true peaks a little
@@ -96,16 +101,24 @@ async def normalize(
     work: Path,
     *,
     claimed_s: float | None,
+    accepted_s: float | None,
+    demuxer: str | None,
     max_duration_s: float,
     formats: tuple[str, ...] = ("mp3", "opus"),
 ) -> Normalized:
-    """Decode ``src``, refuse it if incomplete, trim silence, normalise to −16 LUFS, encode."""
+    """Decode ``src``, refuse it if incomplete, trim silence, normalise to −16 LUFS, encode.
+
+    ``accepted_s`` is the length the upload check measured: the decode is cut a little past it
+    (or past ``max_duration_s`` when nothing was measured), whatever the file's timestamps say.
+    """
     raw = work / "pcm.f32"
-    decode_limit_s = 120 + (claimed_s or max_duration_s) / 2
-    source = await transcode.decode_measure(src, raw, decode_limit_s)
-    actual_s = (await asyncio.to_thread(raw.stat)).st_size / 4 / CHANNEL_SAMPLE_RATE
-    check_complete(claimed_s, actual_s, max_duration_s)
-    span = await asyncio.to_thread(scan_raw, raw, CHANNEL_SAMPLE_RATE, source.integrated_lufs)
+    bound_s = decoded_bound_s(accepted_s, max_duration_s)
+    decoded = await transcode.decode_measure(
+        src, raw, demuxer=demuxer, max_seconds=bound_s, limit_s=120 + bound_s / 2
+    )
+    source = decoded.loudness
+    check_complete(claimed_s, decoded.seconds, max_duration_s)
+    span = await asyncio.to_thread(scan_raw, raw, SAMPLE_RATE_HZ, source.integrated_lufs)
     if span.duration_s < 0.1:
         raise EmptyAudio("the file holds only silence")
     gain = gain_for(source)

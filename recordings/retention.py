@@ -12,7 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from . import store
 from .archive import Archive
 
-__all__ = ["PrunePlan", "apply_prune", "cutoff_for", "plan_prune"]
+__all__ = ["ORPHAN_GRACE_S", "PrunePlan", "apply_prune", "cutoff_for", "find_orphans", "plan_prune"]
+
+# Archive files younger than this are never swept as orphans: their row may be about to commit.
+ORPHAN_GRACE_S = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +80,13 @@ async def apply_prune(session: AsyncSession, archive: Archive, plan: PrunePlan) 
     for doomed in plan.announcements:
         await store.delete_announcement(session, doomed.id)
     await session.commit()
-    await asyncio.to_thread(_unlink, archive, plan.files)
+    await asyncio.to_thread(archive.remove, list(plan.files))
 
 
-def _unlink(archive: Archive, files: tuple[str, ...]) -> None:
-    for rel in files:
-        archive.absolute(rel).unlink(missing_ok=True)
+async def find_orphans(
+    session: AsyncSession, archive: Archive, grace_s: float = ORPHAN_GRACE_S
+) -> list[str]:
+    """Archive files that no announcement references (left by a crash between moving a file in
+    and committing its row), older than ``grace_s``; archive-relative paths."""
+    in_use = await store.paths_in_use(session)
+    return await asyncio.to_thread(archive.orphans, in_use, grace_s)

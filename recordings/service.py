@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import shutil
 from collections.abc import Callable
@@ -22,12 +23,13 @@ from devices.models import Account, Region
 from devices.orm import utcnow
 
 from . import store, transcode, tts
-from .archive import Archive, sha256_file
+from .archive import Archive, disk_errors, sha256_file
 from .chimes import Chimes, ensure_chimes
-from .errors import EmptyAudio, RecordingsError
-from .media import FORMATS_EXT, Probe, check_complete, check_probe, original_extension
+from .errors import EmptyAudio, IngestBusy, RecordingsError, StorageFull
+from .media import Probe, check_complete, check_probe, demuxer_of, original_extension
 from .models import Announcement, Rendition
 from .pipeline import FORMATS, Normalized, normalize
+from .retention import ORPHAN_GRACE_S, find_orphans
 from .tags import Tags, tag_mp3, tag_opus
 
 __all__ = ["IngestService"]
@@ -48,15 +50,27 @@ class IngestService:
         workers: int = 2,
         max_duration_s: float = 1800,
         timezone: str = "Asia/Seoul",
+        max_queued: int = 20,
+        min_free_bytes: int = 1024 * 1024 * 1024,
+        space_poll_s: float = 10.0,
+        space_wait_s: float = 3600.0,
+        orphan_grace_s: float = ORPHAN_GRACE_S,
     ) -> None:
         self.archive_root = archive_root
         self.archive = Archive(archive_root)
         self.max_duration_s = max_duration_s
+        self.max_queued = max(1, max_queued)
+        self.min_free_bytes = min_free_bytes
+        self.space_poll_s = space_poll_s
+        self.space_wait_s = space_wait_s
+        self.orphan_grace_s = orphan_grace_s
         self._sessionmaker = sessionmaker
         self._workers = max(1, workers)
         self._zone = ZoneInfo(timezone)
         self._queue: asyncio.Queue[int] = asyncio.Queue()
+        self._pending: set[int] = set()  # queued or being processed, or waiting for disk space
         self._tasks: list[asyncio.Task[None]] = []
+        self._waiting: set[asyncio.Task[None]] = set()
         self._done: dict[int, asyncio.Event] = {}
         self._chimes: Chimes | None = None  # set by start()
 
@@ -69,8 +83,12 @@ class IngestService:
         self._chimes = await asyncio.to_thread(ensure_chimes, self.archive.chimes)
         async with self._sessionmaker() as session:
             pending = await store.processing_ids(session)
+            orphans = await find_orphans(session, self.archive, self.orphan_grace_s)
+        if orphans:
+            freed = await asyncio.to_thread(self.archive.remove, orphans)
+            log.warning("removed %d orphan archive file(s), %d bytes", len(orphans), freed)
         for announcement_id in pending:
-            self._queue.put_nowait(announcement_id)
+            self._enqueue(announcement_id)
         if pending:
             log.info("resuming %d unfinished announcement(s)", len(pending))
         self._tasks = [
@@ -79,12 +97,14 @@ class IngestService:
 
     async def close(self) -> None:
         """Stop the workers; unfinished jobs stay ``processing`` and resume at the next start."""
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._waiting]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        self._waiting.clear()
 
     @property
     def chimes(self) -> Chimes:
@@ -95,6 +115,21 @@ class IngestService:
 
     # --- intake -----------------------------------------------------------------------------
 
+    async def admit(self, incoming_bytes: int = 0) -> None:
+        """Refuse new work before it is received: :class:`IngestBusy` when the queue is full,
+        :class:`StorageFull` when the disk would keep less than ``min_free_bytes`` free."""
+        if len(self._pending) >= self.max_queued:
+            raise IngestBusy(
+                f"{len(self._pending)} announcements are waiting to be processed",
+                retry_after_s=30,
+            )
+        free = await asyncio.to_thread(self.archive.free_bytes)
+        if free - max(0, incoming_bytes) < self.min_free_bytes:
+            raise StorageFull(
+                f"the server has {free // (1024 * 1024)} MB of disk space left",
+                retry_after_s=300,
+            )
+
     async def inspect(self, path: Path) -> Probe:
         """Check an upload before accepting it (fast: probe and demux, no decoding).
 
@@ -103,9 +138,11 @@ class IngestService:
         try:
             probe = await transcode.probe(path)
             check_probe(probe, self.max_duration_s)
-            readable = await transcode.readable_seconds(path)
+            demuxer = demuxer_of(probe)
+            assert demuxer is not None  # check_probe refused the others
+            readable = await transcode.readable_seconds(path, demuxer)
             check_complete(probe.claimed_s, readable, self.max_duration_s)
-            return probe
+            return dataclasses.replace(probe, readable_s=readable)
         except BaseException:
             await asyncio.to_thread(path.unlink, missing_ok=True)
             raise
@@ -122,17 +159,26 @@ class IngestService:
         text: str | None = None,
         probe: Probe | None = None,
     ) -> int:
-        """Take ownership of a file on disk and queue it; returns the new announcement's id."""
+        """Take ownership of a file on disk and queue it; returns the new announcement's id.
+
+        Uploads and text are refused when the queue is full (:class:`IngestBusy`); a live
+        session's recording, of something already on air, is always taken.
+        """
+        if source != "live" and len(self._pending) >= self.max_queued:
+            raise IngestBusy("the ingest queue is full", retry_after_s=30)
         sha = await asyncio.to_thread(sha256_file, path)
         ext = original_extension(probe) if probe is not None else path.suffix.lstrip(".") or "bin"
         ext = ext if ext.isalnum() and len(ext) <= 5 else "bin"
-        relative = await asyncio.to_thread(self.archive.store_original, path, sha, ext)
+        with disk_errors("storing the upload"):
+            relative = await asyncio.to_thread(self.archive.store_original, path, sha, ext)
         meta: dict[str, Any] = {}
         if probe is not None:
             meta = {
                 "format": probe.format_name,
+                "demuxer": demuxer_of(probe),
                 "codec": probe.codec,
                 "claimed_s": probe.claimed_s,
+                "readable_s": probe.readable_s,
             }
         async with self._sessionmaker() as session:
             row = await store.create_announcement(
@@ -149,7 +195,7 @@ class IngestService:
             )
             await session.commit()
             announcement_id = row.id
-        self._queue.put_nowait(announcement_id)
+        self._enqueue(announcement_id)
         return announcement_id
 
     async def submit_text(
@@ -158,7 +204,8 @@ class IngestService:
         """Speak Korean text (espeak-ng) and queue it like an upload."""
         wav = self.archive.new_incoming(".wav")
         try:
-            await tts.speak(text, wav)
+            with disk_errors("speaking the text"):
+                await tts.speak(text, wav)
         except BaseException:
             wav.unlink(missing_ok=True)
             raise
@@ -192,46 +239,93 @@ class IngestService:
 
     # --- work -------------------------------------------------------------------------------
 
+    def _enqueue(self, announcement_id: int) -> None:
+        self._pending.add(announcement_id)
+        self._queue.put_nowait(announcement_id)
+
+    def _settle(self, announcement_id: int) -> None:
+        self._pending.discard(announcement_id)
+        self._done.pop(announcement_id, asyncio.Event()).set()
+
     async def _worker(self) -> None:
         while True:
             announcement_id = await self._queue.get()
+            parked = False
             try:
-                await self._process(announcement_id)
+                parked = await self._process(announcement_id)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("ingest of announcement %s crashed", announcement_id)
             finally:
                 self._queue.task_done()
-                self._done.pop(announcement_id, asyncio.Event()).set()
+                if not parked:
+                    self._settle(announcement_id)
 
-    async def _process(self, announcement_id: int) -> None:
+    async def _process(self, announcement_id: int, waited_s: float = 0.0) -> bool:
+        """One job; True when it was parked to wait for disk space (it stays ``processing``)."""
         async with self._sessionmaker() as session:
             row = await session.get(Announcement, announcement_id)
             if row is None or row.status != "processing":
-                return
+                return False
             original = self.archive.absolute(row.original_path or "")
-            claimed = (row.meta or {}).get("claimed_s")
+            meta = row.meta or {}
             tags = await self._tags(session, row)
-        work = await asyncio.to_thread(self.archive.work_dir, f"a{announcement_id}")
+        failure: Exception | None = None
+        work: Path | None = None
         try:
-            if not original.is_file():
-                raise EmptyAudio("the original file is missing from the archive")
-            result = await normalize(
-                original, work, claimed_s=claimed, max_duration_s=self.max_duration_s
-            )
-            renditions = await self._archive_renditions(result, tags)
-            await self._finish(announcement_id, result, renditions)
+            with disk_errors("processing the audio"):
+                work = await asyncio.to_thread(self.archive.work_dir, f"a{announcement_id}")
+                if not original.is_file():
+                    raise EmptyAudio("the original file is missing from the archive")
+                result = await normalize(
+                    original, work, claimed_s=meta.get("claimed_s"),
+                    accepted_s=meta.get("readable_s"), demuxer=meta.get("demuxer"),
+                    max_duration_s=self.max_duration_s,
+                )  # fmt: skip
+                renditions = await self._archive_renditions(result, tags)
+                await self._finish(announcement_id, result, renditions)
+        except StorageFull as exc:
+            failure = exc
         except RecordingsError as exc:
             log.info("announcement %s failed: %s", announcement_id, exc.detail)
-            await self._fail(announcement_id, exc)
+            failure = exc
         except (asyncio.CancelledError, KeyboardInterrupt):
             raise
         except Exception as exc:
             log.exception("announcement %s failed unexpectedly", announcement_id)
-            await self._fail(announcement_id, exc)
+            failure = exc
         finally:
-            await asyncio.to_thread(shutil.rmtree, work, True)
+            # Scratch space first: on a full disk, the failure cannot be written before it.
+            if work is not None:
+                await asyncio.to_thread(shutil.rmtree, work, True)
+        if failure is None:
+            return False
+        if not isinstance(failure, StorageFull) and await self._fail(announcement_id, failure):
+            return False
+        if waited_s < self.space_wait_s:
+            # A full disk (or a failure that could not be written): retry when space returns.
+            log.warning("announcement %s waits for disk space: %s", announcement_id, failure)
+            task = asyncio.create_task(self._wait_for_space(announcement_id, waited_s))
+            self._waiting.add(task)
+            task.add_done_callback(self._waiting.discard)
+            return True
+        await self._fail(announcement_id, failure)  # out of patience: the true reason
+        return False
+
+    async def _wait_for_space(self, announcement_id: int, waited_s: float) -> None:
+        """Retry a job that met a full disk once space returns (or fail it after a while)."""
+        while waited_s < self.space_wait_s:
+            await asyncio.sleep(self.space_poll_s)
+            waited_s += self.space_poll_s
+            if await asyncio.to_thread(self.archive.free_bytes) >= self.min_free_bytes:
+                break
+        try:
+            if not await self._process(announcement_id, waited_s):
+                self._settle(announcement_id)
+        except Exception:
+            log.exception("retry of announcement %s crashed", announcement_id)
+            self._settle(announcement_id)
 
     async def _tags(self, session: AsyncSession, row: Announcement) -> Tags:
         announcer = "villagecast"
@@ -256,7 +350,7 @@ class IngestService:
         for fmt, path in result.files.items():
             await asyncio.to_thread(taggers[fmt], path, tags)
             rel, sha, size = await asyncio.to_thread(
-                self.archive.store_rendition, path, FORMATS_EXT[fmt]
+                self.archive.store_rendition, path, FORMATS[fmt][1]
             )
             out.append((fmt, rel, sha, size))
         return out
@@ -289,14 +383,21 @@ class IngestService:
             row.ready_at = utcnow()
             await session.commit()
 
-    async def _fail(self, announcement_id: int, exc: Exception) -> None:
+    async def _fail(self, announcement_id: int, exc: Exception) -> bool:
+        """Record the failure with its true reason; False when the row cannot be written now
+        (the database on the full disk): it stays ``processing`` and is retried."""
         if isinstance(exc, RecordingsError):
             reason, reason_ko = exc.detail, type(exc).title_ko
         else:
             reason, reason_ko = "internal error while processing", "처리 중 내부 오류"
-        async with self._sessionmaker() as session:
-            row = await store.get_announcement(session, announcement_id)
-            row.status = "failed"
-            row.error = reason
-            row.meta = {**(row.meta or {}), "error_ko": reason_ko}
-            await session.commit()
+        try:
+            async with self._sessionmaker() as session:
+                row = await store.get_announcement(session, announcement_id)
+                row.status = "failed"
+                row.error = reason
+                row.meta = {**(row.meta or {}), "error_ko": reason_ko}
+                await session.commit()
+        except Exception:
+            log.exception("could not record the failure of announcement %s", announcement_id)
+            return False
+        return True

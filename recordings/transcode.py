@@ -1,4 +1,14 @@
-"""Every ffmpeg/ffprobe call of the ingest pipeline: asyncio subprocesses, typed results."""
+"""Every process of the recordings package (ffmpeg, ffprobe, espeak-ng): one wrapper, typed results.
+
+ffmpeg is a parser of hostile files, so every call here holds the same rules, in one place:
+
+- inputs are opened with ``-protocol_whitelist file,pipe`` and a ``-format_whitelist`` of audio
+  demuxers (:data:`recordings.media.UPLOAD_DEMUXERS`), with the probed demuxer forced by ``-f``;
+- every output file is bounded in size (``-fs``) and every process in time (killed after
+  ``limit_s``, and on cancellation): container timestamps lie, so ``-t`` alone bounds nothing;
+- a process that fails because the disk is full raises :class:`StorageFull`, never a false
+  "corrupt file".
+"""
 
 from __future__ import annotations
 
@@ -6,14 +16,15 @@ import asyncio
 import contextlib
 import json
 import logging
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import EmptyAudio, NotAudio, ProcessingFailed
+from .channel_format import BYTES_PER_S, OPUS_BITRATE_KBPS, SAMPLE_RATE_HZ
+from .errors import DecodesTooLong, EmptyAudio, NotAudio, ProcessingFailed, StorageFull
 from .media import (
-    CHANNEL_BITRATE_KBPS,
-    CHANNEL_SAMPLE_RATE,
     LIMITER_CEILING_DBFS,
-    OPUS_BITRATE_KBPS,
+    UPLOAD_DEMUXERS,
     Loudness,
     Probe,
     parse_ebur128,
@@ -22,15 +33,21 @@ from .media import (
 )
 
 __all__ = [
-    "MP3_ARGS",
-    "OPUS_ARGS",
+    "ESPEAK",
+    "FFMPEG",
+    "PCM_BYTES_PER_S",
+    "Completed",
+    "Decoded",
     "decode_measure",
     "encode",
     "gain_filter",
+    "input_args",
+    "max_rendition_bytes",
     "measure",
     "probe",
     "readable_seconds",
     "run",
+    "run_blocking",
     "shape",
 ]
 
@@ -38,90 +55,165 @@ log = logging.getLogger(__name__)
 
 FFMPEG = "ffmpeg"
 FFPROBE = "ffprobe"
+ESPEAK = "espeak-ng"
 
-# The channel format: 64 kbps CBR mono 48 kHz MPEG-1 Layer III, no ID3v1, no ffmpeg ID3v2
-# (mutagen writes the tags), with a LAME/Xing Info frame. lame -q 5 takes half the time of its
-# default -q 3 and writes the same CBR frames.
-MP3_ARGS = (
-    "-c:a", "libmp3lame", "-b:a", f"{CHANNEL_BITRATE_KBPS}k", "-ar", str(CHANNEL_SAMPLE_RATE),
-    "-ac", "1", "-compression_level", "5", "-id3v2_version", "0", "-write_id3v1", "0",
-    "-map_metadata", "-1", "-f", "mp3",
-)  # fmt: skip
-OPUS_ARGS = (
-    "-c:a", "libopus", "-b:a", f"{OPUS_BITRATE_KBPS}k", "-ar", str(CHANNEL_SAMPLE_RATE),
-    "-ac", "1", "-vbr", "constrained", "-compression_level", "5", "-map_metadata", "-1",
-    "-f", "ogg",
-)  # fmt: skip
-RAW_INPUT = ("-f", "f32le", "-ar", str(CHANNEL_SAMPLE_RATE), "-ch_layout", "mono")
+PCM_BYTES_PER_S = 4 * SAMPLE_RATE_HZ  # mono float32: the scratch format of a job
+_PROTOCOLS = ("-protocol_whitelist", "file,pipe")
+_RAW = "f32le"
+RAW_INPUT = ("-f", _RAW, "-ar", str(SAMPLE_RATE_HZ), "-ch_layout", "mono")
+_DISK_FULL = (b"No space left on device", b"Disk quota exceeded")
 
 
-async def run(args: list[str], limit_s: float) -> tuple[int, bytes, bytes]:
-    """Run a command without blocking the loop: (code, stdout, stderr); killed after ``limit_s``."""
+@dataclass(frozen=True, slots=True)
+class Completed:
+    """A finished process: exit code and what it wrote."""
+
+    code: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def ok(self) -> bool:
+        """Whether it exited with 0."""
+        return self.code == 0
+
+    @property
+    def disk_full(self) -> bool:
+        """Whether it failed because the disk (or quota) is full."""
+        return any(marker in self.stderr for marker in _DISK_FULL)
+
+    def tail(self) -> str:
+        """The end of stderr, for the log (never for a user)."""
+        return self.stderr.decode(errors="replace").strip()[-1500:]
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """The result of :func:`decode_measure`: the loudness and the length of the PCM written."""
+
+    loudness: Loudness
+    seconds: float
+
+
+async def run(args: list[str], limit_s: float, *, stdin: bytes | None = None) -> Completed:
+    """Run a command without blocking the loop; killed after ``limit_s`` or when cancelled."""
     proc = await asyncio.create_subprocess_exec(
         *args,
-        stdin=asyncio.subprocess.DEVNULL,
+        stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), limit_s)
+        out, err = await asyncio.wait_for(proc.communicate(stdin), limit_s)
     except (TimeoutError, asyncio.CancelledError):
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         with contextlib.suppress(Exception):
             await asyncio.shield(proc.wait())
         raise
-    return proc.returncode or 0, out, err
+    return Completed(proc.returncode or 0, out, err)
 
 
-def _tail(err: bytes) -> str:
-    return err.decode(errors="replace").strip()[-1500:]
+def run_blocking(args: list[str], limit_s: float) -> Completed:
+    """:func:`run` for blocking callers (the chimes, made once at start in a thread)."""
+    proc = subprocess.run(args, capture_output=True, timeout=limit_s, check=False)
+    return Completed(proc.returncode, proc.stdout, proc.stderr)
+
+
+def _checked(done: Completed, error: Exception, what: str) -> Completed:
+    """``done`` when it succeeded; otherwise StorageFull (disk full) or ``error``, logged."""
+    if done.ok:
+        return done
+    if done.disk_full:
+        log.warning("%s: the disk is full", what)
+        raise StorageFull(f"the server ran out of disk space while {what}")
+    log.warning("%s failed: %s", what, done.tail())
+    raise error
+
+
+def input_args(path: Path, demuxer: str | None = None) -> list[str]:
+    """ffmpeg input options for a file we were given: whitelisted, the demuxer forced if known."""
+    if demuxer is None:
+        return [*_PROTOCOLS, "-format_whitelist", ",".join(UPLOAD_DEMUXERS), "-i", str(path)]
+    if demuxer not in UPLOAD_DEMUXERS and demuxer != _RAW:
+        raise NotAudio(f"the {demuxer} format is not accepted")
+    return [*_PROTOCOLS, "-format_whitelist", demuxer, "-f", demuxer, "-i", str(path)]
+
+
+def _raw_input(path: Path, start_s: float, duration_s: float) -> list[str]:
+    return [
+        *_PROTOCOLS, "-format_whitelist", _RAW, *RAW_INPUT, "-ss", f"{start_s:.3f}",
+        "-t", f"{duration_s:.3f}", "-i", str(path),
+    ]  # fmt: skip
+
+
+def max_rendition_bytes(fmt_args: tuple[str, ...], duration_s: float) -> int:
+    """The size bound of an encoded rendition: twice its nominal bitrate, plus headers."""
+    per_s = BYTES_PER_S if "libmp3lame" in fmt_args else OPUS_BITRATE_KBPS * 1000 // 8
+    return int(2 * per_s * duration_s) + 256 * 1024
 
 
 async def probe(path: Path, limit_s: float = 30) -> Probe:
-    """ffprobe an upload; :class:`NotAudio` when ffprobe cannot read it at all."""
+    """ffprobe an upload (audio demuxers only); :class:`NotAudio` when it cannot read it."""
     if (await asyncio.to_thread(path.stat)).st_size == 0:
         raise EmptyAudio("the file is empty")
-    args = [FFPROBE, "-v", "error", "-show_format", "-show_streams", "-of", "json", str(path)]
-    code, out, err = await run(args, limit_s)
-    if code != 0:
-        log.info("ffprobe refused %s: %s", path.name, _tail(err))
+    args = [
+        FFPROBE, "-v", "error", *_PROTOCOLS, "-format_whitelist", ",".join(UPLOAD_DEMUXERS),
+        "-show_format", "-show_streams", "-of", "json", str(path),
+    ]  # fmt: skip
+    done = await run(args, limit_s)
+    if not done.ok:
+        log.info("ffprobe refused %s: %s", path.name, done.tail())
         raise NotAudio("the file is not audio in a format we can read")
     try:
-        return parse_probe(json.loads(out))
+        return parse_probe(json.loads(done.stdout))
     except (ValueError, TypeError) as exc:
         raise NotAudio("the file is not audio in a format we can read") from exc
 
 
-async def readable_seconds(path: Path, limit_s: float = 60) -> float:
-    """How long the first audio stream really is, by demuxing every packet (no decoding: fast)."""
+async def readable_seconds(path: Path, demuxer: str, limit_s: float = 60) -> float:
+    """How long the first audio stream's packets say it is (demuxing only, no decoding: fast)."""
     args = [
-        FFMPEG, "-nostdin", "-v", "error", "-nostats", "-i", str(path), "-map", "0:a:0",
-        "-c", "copy", "-f", "null", "-progress", "pipe:1", "-",
+        FFMPEG, "-nostdin", "-v", "error", "-nostats", *input_args(path, demuxer),
+        "-map", "0:a:0", "-c", "copy", "-f", "null", "-progress", "pipe:1", "-",
     ]  # fmt: skip
-    code, out, err = await run(args, limit_s)
-    if code != 0:
-        log.info("demux failed for %s: %s", path.name, _tail(err))
-        raise NotAudio("the audio stream cannot be read")
-    return parse_progress_seconds(out.decode(errors="replace"))
+    done = await run(args, limit_s)
+    _checked(done, NotAudio("the audio stream cannot be read"), f"demuxing {path.name}")
+    return parse_progress_seconds(done.stdout.decode(errors="replace"))
 
 
-async def decode_measure(src: Path, raw_out: Path, limit_s: float) -> Loudness:
-    """Decode the first audio stream to mono 48 kHz f32le and measure it (EBU R128) in one pass."""
+async def decode_measure(
+    src: Path, raw_out: Path, *, demuxer: str | None, max_seconds: float, limit_s: float
+) -> Decoded:
+    """Decode the first audio stream to mono 48 kHz f32le and measure it (EBU R128) in one pass.
+
+    The PCM is cut at ``max_seconds`` (``-fs``: the decoded size is the truth, whatever the
+    timestamps say); a decode that reaches the cut raises :class:`DecodesTooLong`.
+    """
+    max_bytes = int(max_seconds * PCM_BYTES_PER_S)
     graph = (
-        f"[0:a:0]aresample={CHANNEL_SAMPLE_RATE},aformat=sample_fmts=flt:channel_layouts=mono,"
+        f"[0:a:0]aresample={SAMPLE_RATE_HZ},aformat=sample_fmts=flt:channel_layouts=mono,"
         "asplit[pcm][m];[m]ebur128=peak=true:framelog=verbose,anullsink"
     )
     args = [
-        FFMPEG, "-nostdin", "-hide_banner", "-nostats", "-y", "-i", str(src),
-        "-filter_complex", graph, "-map", "[pcm]", "-f", "f32le", str(raw_out),
+        FFMPEG, "-nostdin", "-hide_banner", "-nostats", "-y", *input_args(src, demuxer),
+        "-filter_complex", graph, "-map", "[pcm]", "-fs", str(max_bytes), "-f", _RAW, str(raw_out),
     ]  # fmt: skip
-    code, _, err = await run(args, limit_s)
-    text = err.decode(errors="replace")
-    if code != 0:
-        log.warning("decode failed for %s: %s", src.name, text[-1500:])
-        raise ProcessingFailed("the audio could not be decoded (corrupt or unsupported file)")
-    return parse_ebur128(text)
+    done = await run(args, limit_s)
+    error = ProcessingFailed("the audio could not be decoded (corrupt or unsupported file)")
+    _checked(done, error, f"decoding {src.name}")
+    written = (await asyncio.to_thread(raw_out.stat)).st_size
+    if written >= max_bytes:
+        raise DecodesTooLong(
+            f"the audio decodes to more than {max_seconds:.0f} s although the file says it is "
+            "shorter; decoding was stopped",
+            max_seconds=round(max_seconds, 1),
+        )
+    try:
+        loudness = parse_ebur128(done.stderr.decode(errors="replace"))
+    except ValueError:
+        raise error from None
+    return Decoded(loudness, written / PCM_BYTES_PER_S)
 
 
 def gain_filter(gain_db: float, limiter: bool, ceiling_dbfs: float) -> str:
@@ -147,14 +239,12 @@ async def encode(
 ) -> None:
     """Encode a span of the decoded PCM with gain (and limiter) into one rendition."""
     args = [
-        FFMPEG, "-nostdin", "-v", "error", "-y", *RAW_INPUT, "-ss", f"{start_s:.3f}",
-        "-t", f"{duration_s:.3f}", "-i", str(raw),
-        "-af", gain_filter(gain_db, limiter, ceiling_dbfs), *fmt_args, str(out),
+        FFMPEG, "-nostdin", "-v", "error", "-y", *_raw_input(raw, start_s, duration_s),
+        "-af", gain_filter(gain_db, limiter, ceiling_dbfs), *fmt_args,
+        "-fs", str(max_rendition_bytes(fmt_args, duration_s)), str(out),
     ]  # fmt: skip
-    code, _, err = await run(args, limit_s)
-    if code != 0:
-        log.warning("encode failed for %s: %s", out.name, _tail(err))
-        raise ProcessingFailed("the audio could not be encoded")
+    done = await run(args, limit_s)
+    _checked(done, ProcessingFailed("the audio could not be encoded"), f"encoding {out.name}")
 
 
 async def shape(
@@ -172,26 +262,24 @@ async def shape(
         f"[0:a]{gain_filter(gain_db, True, ceiling_dbfs)},asplit[pcm][m];"
         "[m]ebur128=peak=true:framelog=verbose,anullsink"
     )
+    max_bytes = int((duration_s + 1) * PCM_BYTES_PER_S)
     args = [
-        FFMPEG, "-nostdin", "-hide_banner", "-nostats", "-y", *RAW_INPUT, "-ss", f"{start_s:.3f}",
-        "-t", f"{duration_s:.3f}", "-i", str(raw), "-filter_complex", graph, "-map", "[pcm]",
-        "-f", "f32le", str(out_raw),
+        FFMPEG, "-nostdin", "-hide_banner", "-nostats", "-y", *_raw_input(raw, start_s, duration_s),
+        "-filter_complex", graph, "-map", "[pcm]", "-fs", str(max_bytes), "-f", _RAW,
+        str(out_raw),
     ]  # fmt: skip
-    code, _, err = await run(args, limit_s)
-    text = err.decode(errors="replace")
-    if code != 0:
-        log.warning("limiter pass failed: %s", text[-1500:])
-        raise ProcessingFailed("the audio could not be processed")
-    return parse_ebur128(text)
+    done = await run(args, limit_s)
+    _checked(done, ProcessingFailed("the audio could not be processed"), "limiting")
+    return parse_ebur128(done.stderr.decode(errors="replace"))
 
 
 async def measure(path: Path, limit_s: float = 600) -> Loudness:
-    """EBU R128 integrated loudness and true peak of any audio file."""
+    """EBU R128 integrated loudness and true peak of one of our renditions."""
+    demuxer = "mp3" if path.suffix == ".mp3" else "ogg"
     args = [
-        FFMPEG, "-nostdin", "-hide_banner", "-nostats", "-i", str(path),
+        FFMPEG, "-nostdin", "-hide_banner", "-nostats", *input_args(path, demuxer),
         "-af", "ebur128=peak=true:framelog=verbose", "-f", "null", "-",
     ]  # fmt: skip
-    code, _, err = await run(args, limit_s)
-    if code != 0:
-        raise ProcessingFailed("the rendition could not be measured")
-    return parse_ebur128(err.decode(errors="replace"))
+    done = await run(args, limit_s)
+    _checked(done, ProcessingFailed("the rendition could not be measured"), "measuring")
+    return parse_ebur128(done.stderr.decode(errors="replace"))

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from pathlib import Path
 
 from .errors import EmptyAudio, ProcessingFailed
 from .pronounce import pronounce
+from .transcode import ESPEAK, run
 
-__all__ = ["ESPEAK", "speak"]
+__all__ = ["speak"]
 
 log = logging.getLogger(__name__)
 
-ESPEAK = "espeak-ng"
 VOICE = "ko"
 WORDS_PER_MINUTE = 150
 
@@ -24,19 +23,9 @@ async def speak(text: str, out_wav: Path, limit_s: float = 60) -> None:
     spoken = pronounce(text)
     if not spoken:
         raise EmptyAudio("the text is empty")
-    proc = await asyncio.create_subprocess_exec(
-        ESPEAK, "-v", VOICE, "-s", str(WORDS_PER_MINUTE), "-w", str(out_wav), "--stdin",
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        _, err = await asyncio.wait_for(proc.communicate(spoken.encode("utf-8")), limit_s)
-    except (TimeoutError, asyncio.CancelledError):
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await asyncio.shield(proc.wait())
-        raise
-    size = (await asyncio.to_thread(out_wav.stat)).st_size if proc.returncode == 0 else 0
+    args = [ESPEAK, "-v", VOICE, "-s", str(WORDS_PER_MINUTE), "-w", str(out_wav), "--stdin"]
+    done = await run(args, limit_s, stdin=spoken.encode("utf-8"))
+    size = (await asyncio.to_thread(out_wav.stat)).st_size if done.ok else 0
     if size <= 44:
-        log.warning("espeak-ng failed: %s", err.decode(errors="replace")[-500:])
+        log.warning("espeak-ng failed: %s", done.tail())
         raise ProcessingFailed("speech synthesis failed")

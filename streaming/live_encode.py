@@ -1,20 +1,18 @@
 """Live audio into the channel format, once per session: encode, fan out to feeds, record.
 
 A live session (a browser mic over WebRTC, or an Icecast source client) produces audio in real
-time. It is turned into channel-format MP3 (64 kbps CBR mono 48 kHz, MPEG-1 Layer III) exactly
-once, and the same frames go to every targeted village's ``LiveFeed`` and to a recording file
-that is ingested into the archive when the session ends.
+time. It is turned into channel-format MP3 (:mod:`recordings.channel_format`) exactly once, and
+the same frames go to every targeted village's ``LiveFeed`` and to a recording file that is
+ingested into the archive when the session ends.
 
 - :class:`Mp3Encoder` — PCM frames (any rate/layout) → MP3 frames, in process (PyAV libmp3lame).
-- :class:`Mp3FrameSplitter` — pure: a byte stream → whole MP3 frames (skips ID3/Xing/garbage).
 - :class:`SessionOutput` — one session's sink: whole frames to every feed and to the recording.
 - :class:`SourceTranscoder` — any compressed stream (a source client's MP3/Ogg) → channel MP3
-  through an ffmpeg subprocess.
+  through one whitelisted ffmpeg process (:class:`streaming.transcode.FfmpegPipe`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fractions
 import logging
@@ -28,82 +26,31 @@ import av
 from av.audio.frame import AudioFrame
 
 from devices.errors import VillagecastError
+from recordings.channel_format import (
+    FRAME_S,
+    MP3_BITRATE_KBPS,
+    MP3_STREAM_ARGS,
+    SAMPLE_RATE_HZ,
+    FrameSplitter,
+)
+
+from .transcode import LIVE_DEMUXERS, FfmpegPipe
 
 __all__ = [
-    "CHANNEL_BITRATE_KBPS",
-    "CHANNEL_RATE_HZ",
-    "FRAME_SAMPLES",
+    "SOURCE_FORMATS",
     "LiveError",
     "LiveSink",
     "Mp3Encoder",
-    "Mp3FrameSplitter",
     "Recording",
     "SessionOutput",
     "SourceTranscoder",
-    "mp3_frame_length",
 ]
 
 log = logging.getLogger(__name__)
 
-CHANNEL_RATE_HZ = 48000
-CHANNEL_BITRATE_KBPS = 64
-FRAME_SAMPLES = 1152  # MPEG-1 Layer III: one frame = 24 ms at 48 kHz
-FRAME_MS = FRAME_SAMPLES * 1000 / CHANNEL_RATE_HZ
-
 
 class LiveError(VillagecastError):
     """Live session error."""
-
-
-# MPEG-1/2/2.5 Layer III header tables (index by the header's bits).
-_BITRATES_KBPS = {
-    3: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 0),  # MPEG-1
-    2: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160, 0),  # MPEG-2
-    0: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160, 0),  # MPEG-2.5
-}
-_RATES_HZ = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
-
-
-def mp3_frame_length(header: bytes) -> int | None:
-    """Byte length of the Layer III frame whose 4-byte header this is (None: not a header)."""
-    if len(header) < 4 or header[0] != 0xFF or header[1] & 0xE0 != 0xE0:
-        return None
-    version = (header[1] >> 3) & 0x3
-    layer = (header[1] >> 1) & 0x3
-    bitrate_index = header[2] >> 4
-    rate_index = (header[2] >> 2) & 0x3
-    if version == 1 or layer != 1 or rate_index == 3 or bitrate_index in (0, 15):
-        return None
-    bitrate = _BITRATES_KBPS[version][bitrate_index] * 1000
-    rate = _RATES_HZ[version][rate_index]
-    padding = (header[2] >> 1) & 0x1
-    coefficient = 144 if version == 3 else 72
-    return coefficient * bitrate // rate + padding
-
-
-class Mp3FrameSplitter:
-    """Cut a byte stream into whole MP3 frames; bytes that are not frames are dropped."""
-
-    def __init__(self) -> None:
-        self._buffer = bytearray()
-
-    def feed(self, data: bytes) -> list[bytes]:
-        """Add bytes; return the frames completed by them."""
-        self._buffer += data
-        frames: list[bytes] = []
-        buf = self._buffer
-        pos = 0
-        while len(buf) - pos >= 4:
-            length = mp3_frame_length(bytes(buf[pos : pos + 4]))
-            if length is None:
-                pos += 1  # resync: ID3 tag, garbage or a torn frame
-                continue
-            if len(buf) - pos < length:
-                break
-            frames.append(bytes(buf[pos : pos + length]))
-            pos += length
-        del buf[:pos]
-        return frames
 
 
 class LiveSink(Protocol):
@@ -128,13 +75,13 @@ class Mp3Encoder:
 
     def __init__(self) -> None:
         self._codec = av.CodecContext.create("libmp3lame", "w")
-        self._codec.sample_rate = CHANNEL_RATE_HZ
+        self._codec.sample_rate = SAMPLE_RATE_HZ
         self._codec.layout = "mono"
         self._codec.format = "s16p"
-        self._codec.bit_rate = CHANNEL_BITRATE_KBPS * 1000  # CBR: libmp3lame's default mode
-        self._codec.time_base = fractions.Fraction(1, CHANNEL_RATE_HZ)
+        self._codec.bit_rate = MP3_BITRATE_KBPS * 1000  # CBR: libmp3lame's default mode
+        self._codec.time_base = fractions.Fraction(1, SAMPLE_RATE_HZ)
         self._codec.open()
-        self._resampler = av.AudioResampler(format="s16p", layout="mono", rate=CHANNEL_RATE_HZ)
+        self._resampler = av.AudioResampler(format="s16p", layout="mono", rate=SAMPLE_RATE_HZ)
         self._samples = 0
 
     def encode(self, frame: AudioFrame) -> bytes:
@@ -181,7 +128,7 @@ class SessionOutput:
         self.recording = recording
         recording.parent.mkdir(parents=True, exist_ok=True)
         self._file: IO[bytes] | None = recording.open("wb")
-        self._splitter = Mp3FrameSplitter()
+        self._splitter = FrameSplitter()
         self._encoder: Mp3Encoder | None = None
         self.frames = 0
         self.bytes = 0
@@ -226,7 +173,7 @@ class SessionOutput:
         chime: the channel must not queue the speaker's words behind it, which would add its
         length to the delay for the whole session).
         """
-        seconds = len(frames) * FRAME_MS / 1000
+        seconds = len(frames) * FRAME_S
         if self.closed or not frames:
             return 0.0
         chunk = b"".join(frames)
@@ -262,10 +209,10 @@ class SessionOutput:
             if self._file is not None:
                 self._file.close()
                 self._file = None
-        return Recording(self.recording, self.bytes, int(self.frames * FRAME_MS))
+        return Recording(self.recording, self.bytes, int(self.frames * FRAME_S * 1000))
 
 
-# Input formats an Icecast source may declare, by Content-Type.
+# Input formats an Icecast source may declare, by Content-Type (demuxers of LIVE_DEMUXERS).
 SOURCE_FORMATS = {
     "audio/mpeg": "mp3",
     "audio/mp3": "mp3",
@@ -273,84 +220,19 @@ SOURCE_FORMATS = {
     "application/ogg": "ogg",
     "audio/aac": "aac",
     "audio/aacp": "aac",
-    "audio/webm": "webm",
+    "audio/webm": "matroska",
 }
 
 
-class SourceTranscoder:
-    """A compressed live stream (any bitrate/rate) → channel MP3, through one ffmpeg process."""
+class SourceTranscoder(FfmpegPipe):
+    """A compressed live stream (any bitrate/rate) → channel MP3, through one ffmpeg process.
+
+    ``start()``, ``await write(data)`` (False once ffmpeg has gone), ``await close()``.
+    """
 
     def __init__(self, on_mp3: Callable[[bytes], None], input_format: str | None = None) -> None:
-        self._on_mp3 = on_mp3
-        self._input_format = input_format
-        self._proc: asyncio.subprocess.Process | None = None
-        self._reader: asyncio.Task[None] | None = None
-
-    def command(self) -> list[str]:
-        """The ffmpeg command line (low-latency input, channel-format raw MP3 frames out)."""
-        fmt = ["-f", self._input_format] if self._input_format else []
-        return [
-            "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error",
-            "-probesize", "2048", "-analyzeduration", "0",
-            *fmt, "-i", "pipe:0",
-            "-vn", "-ac", "1", "-ar", str(CHANNEL_RATE_HZ),
-            "-c:a", "libmp3lame", "-b:a", f"{CHANNEL_BITRATE_KBPS}k",
-            "-write_xing", "0", "-id3v2_version", "0", "-flush_packets", "1",
-            "-f", "mp3", "pipe:1",
-        ]  # fmt: skip
-
-    async def start(self) -> None:
-        """Start ffmpeg."""
-        self._proc = await asyncio.create_subprocess_exec(
-            *self.command(),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self._proc is not None
-        assert self._proc.stdout is not None
-        while chunk := await self._proc.stdout.read(4096):
-            self._on_mp3(chunk)
-
-    async def write(self, data: bytes) -> bool:
-        """Feed incoming bytes; False once ffmpeg has gone away."""
-        if self._proc is None or self._proc.stdin is None or self._proc.stdin.is_closing():
-            return False
-        try:
-            self._proc.stdin.write(data)
-            await self._proc.stdin.drain()
-        except (BrokenPipeError, ConnectionResetError):
-            return False
-        return True
-
-    async def close(self, timeout_s: float = 5.0) -> None:
-        """End of input: let ffmpeg flush its last frames, then reap it."""
-        proc = self._proc
-        if proc is None:
-            return
-        if proc.stdin is not None and not proc.stdin.is_closing():
-            proc.stdin.close()
-        try:
-            if self._reader is not None:
-                await asyncio.wait_for(asyncio.shield(self._reader), timeout_s)
-            await asyncio.wait_for(proc.wait(), timeout_s)
-        except TimeoutError:
-            log.warning("ffmpeg source transcoder did not finish in %.0f s; killed", timeout_s)
-            await self._kill(proc)
-        except asyncio.CancelledError:
-            await self._kill(proc)
-            raise
-        finally:
-            self._proc = None
-
-    async def _kill(self, proc: asyncio.subprocess.Process) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+        super().__init__(
+            ["-vn", *MP3_STREAM_ARGS, "pipe:1"], on_mp3, input_format=input_format,
+            allowed=LIVE_DEMUXERS, input_options=("-probesize", "2048", "-analyzeduration", "0"),
+            name="source-transcoder", read_size=4096,
+        )  # fmt: skip

@@ -5,17 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from recordings.channel_format import BYTES_PER_S, OPUS_STREAM_ARGS
+
 from .fanout import Connection, Fanout, Transport
-from .hub import BYTES_PER_S, ChannelHub
+from .hub import ChannelHub
 from .ogg import OggPageReader
 from .transcode import Transcoder
 
-__all__ = ["OPUS_ARGS", "OggStreams"]
-
-OPUS_ARGS = [
-    "-ac", "1", "-c:a", "libopus", "-b:a", "32k", "-application", "audio",
-    "-f", "ogg", "-page_duration", "200000", "-flush_packets", "1", "pipe:1",
-]  # fmt: skip
+__all__ = ["OggStreams"]
 
 
 class _OggChannel:
@@ -26,7 +23,7 @@ class _OggChannel:
         self.headers: list[bytes] = []
         self.headers_ready = asyncio.Event()
         self._pages = OggPageReader()
-        self.transcoder = Transcoder(hub, village, OPUS_ARGS, self._on_output)
+        self.transcoder = Transcoder(hub, village, [*OPUS_STREAM_ARGS, "pipe:1"], self._on_output)
 
     def _on_output(self, data: bytes) -> None:
         audio: list[bytes] = []

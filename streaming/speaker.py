@@ -20,7 +20,10 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from recordings.channel_format import SAMPLE_RATE_HZ
+
 from .icy import IcyReader
+from .transcode import FfmpegPipe
 
 __all__ = ["backoff_s", "play", "run"]
 
@@ -80,33 +83,26 @@ class Mp3Sink:
 
 
 class WavSink:
-    """Decodes the stream to a WAV file with one ffmpeg process."""
+    """Decodes the stream to a WAV file with one ffmpeg process for the whole run."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._proc: asyncio.subprocess.Process | None = None
+        self._decoder = FfmpegPipe(
+            ["-ac", "1", "-ar", str(SAMPLE_RATE_HZ), "-y", "-f", "wav", str(path)],
+            input_format="mp3", allowed=("mp3",), input_options=(), name="speaker-wav",
+        )  # fmt: skip
+        self._started = False
 
     async def write(self, mp3: bytes) -> None:
         """Feed the decoder."""
-        if self._proc is None:
-            self._proc = await asyncio.create_subprocess_exec(
-                "ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "mp3", "-i", "pipe:0",
-                "-ac", "1", "-ar", "48000", "-f", "wav", str(self.path),
-                stdin=asyncio.subprocess.PIPE,
-            )  # fmt: skip
-        assert self._proc.stdin is not None
-        self._proc.stdin.write(mp3)
-        await self._proc.stdin.drain()
+        if not self._started:
+            self._started = True
+            await self._decoder.start()
+        await self._decoder.write(mp3)
 
     async def close(self) -> None:
         """End the input and wait for ffmpeg to finish the file."""
-        if self._proc is not None and self._proc.stdin is not None:
-            self._proc.stdin.close()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._proc.wait(), 10)
-            if self._proc.returncode is None:
-                self._proc.kill()
-                await self._proc.wait()
+        await self._decoder.close(timeout_s=10)
 
 
 def make_sink(out: Path | None, fmt: str | None) -> Sink:

@@ -19,6 +19,7 @@ from devices.errors import BadToken, InvalidField, UnsupportedMediaError
 from devices.models import Account, Device, Listener
 from devices.targets import RegionTree
 from recordings import store
+from recordings.archive import disk_errors
 from recordings.errors import UnknownAnnouncement, UnknownRendition, UploadTooLarge
 from recordings.models import Announcement
 from recordings.service import IngestService
@@ -57,6 +58,8 @@ async def _ingest(app: web.Application) -> AsyncIterator[None]:
         workers=settings.ingest_workers,
         max_duration_s=settings.max_duration_s,
         timezone=settings.timezone,
+        max_queued=settings.ingest_queue,
+        min_free_bytes=settings.min_free_disk_mb * 1024 * 1024,
     )
     await service.start()
     app[INGEST] = service
@@ -154,6 +157,7 @@ async def create_announcement(request: web.Request) -> web.Response:
         text = text_field(data, "text", max_len=MAX_TEXT)
         assert title is not None
         assert text is not None
+        await service.admit()  # queue full: 503; disk low: 507
         announcement_id = await service.submit_text(
             text, title=title, created_by=account.id, region_code=account.region_code
         )
@@ -181,6 +185,7 @@ async def _upload(request: web.Request, account: Account, service: IngestService
     limit = request.app[SETTINGS].max_upload_bytes
     if request.content_length is not None and request.content_length > limit + _MULTIPART_SLACK:
         raise UploadTooLarge(f"uploads are limited to {limit // (1024 * 1024)} MB")
+    await service.admit(request.content_length or limit)  # queue full: 503; disk low: 507
     reader = await request.multipart()
     title: str | None = None
     saved: Path | None = None
@@ -199,7 +204,8 @@ async def _upload(request: web.Request, account: Account, service: IngestService
             elif part.name == "file" and saved is None:
                 original_name = safe_display_name(part.filename)
                 saved = service.archive.new_incoming()
-                await _receive(part, saved, limit)
+                with disk_errors("receiving the upload"):  # ENOSPC: a 507 problem
+                    await _receive(part, saved, limit)
             else:
                 await part.release()  # unknown fields are ignored
         if saved is None:

@@ -38,6 +38,7 @@ STATUS_BY_CATEGORY: list[tuple[type[E.VillagecastError], int]] = [
     (E.UnsupportedMediaError, 415),
     (E.RateLimitedError, 429),
     (E.UnavailableError, 503),
+    (E.InsufficientStorageError, 507),
     (E.InvalidError, 422),
 ]
 
@@ -54,6 +55,7 @@ HTTP_TITLES: dict[int, tuple[str, str]] = {
     429: ("Too many requests", "요청이 너무 많습니다"),
     500: ("Internal server error", "서버 오류가 발생했습니다"),
     503: ("Service unavailable", "일시적으로 사용할 수 없습니다"),
+    507: ("Insufficient storage", "저장 공간이 부족합니다"),
 }
 
 
@@ -122,7 +124,7 @@ def from_error(exc: E.VillagecastError, request: web.Request | None = None) -> w
     """The problem response of a domain error."""
     status = status_of(exc)
     headers = {"WWW-Authenticate": 'Bearer realm="villagecast"'} if status == 401 else None
-    if status == 429 and "retry_after_s" in exc.extra:
+    if status in (429, 503, 507) and "retry_after_s" in exc.extra:
         headers = {"Retry-After": str(int(exc.extra["retry_after_s"]))}
     return problem(
         status,

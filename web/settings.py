@@ -37,6 +37,8 @@ class Settings:
     max_duration_s: int = 1800
     max_json_kb: int = 256
     ingest_workers: int = 2
+    ingest_queue: int = 20  # announcements waiting or processing before uploads get a 503
+    min_free_disk_mb: int = 1024  # uploads get a 507 when the archive's disk would keep less
     retention_days: int = 0  # 0 keeps the archive forever
     quiet_hours: str = "21:00-06:00"
     validity_min: int = 10

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -62,3 +64,37 @@ def test_a_file_from_another_filesystem_is_copied_in(tmp_path: Path) -> None:
     assert not src.exists()
     assert archive.absolute(rel).read_bytes() == b"live recording"
     assert [p.name for p in archive.originals.rglob(".*")] == []  # no temporary left
+
+
+def test_orphans_are_unreferenced_files_past_the_grace_period(tmp_path: Path) -> None:
+    archive = Archive(tmp_path / "archive")
+    archive.create()
+    paths = {}
+    for name in ("kept", "orphan", "young"):
+        src = archive.new_incoming()
+        src.write_bytes(name.encode())
+        sha = sha256_file(src)
+        paths[name] = archive.store_original(src, sha, "wav")
+    hour_ago = time.time() - 3600
+    for name in ("kept", "orphan"):
+        os.utime(archive.absolute(paths[name]), (hour_ago, hour_ago))
+    found = archive.orphans({paths["kept"]}, grace_s=600)
+    assert found == [paths["orphan"]]  # referenced and young files stay
+    assert archive.remove(found) == len(b"orphan")
+    assert not archive.absolute(paths["orphan"]).exists()
+    assert archive.absolute(paths["young"]).exists()
+
+
+def test_storing_content_again_makes_its_file_young(tmp_path: Path) -> None:
+    # An orphan about to be referenced again by an identical upload must survive a sweep.
+    archive = Archive(tmp_path / "archive")
+    archive.create()
+    src = archive.new_incoming()
+    src.write_bytes(b"same")
+    sha = sha256_file(src)
+    rel = archive.store_original(src, sha, "wav")
+    os.utime(archive.absolute(rel), (0, 0))
+    again = archive.new_incoming()
+    again.write_bytes(b"same")
+    assert archive.store_original(again, sha, "wav") == rel
+    assert archive.orphans(set(), grace_s=600) == []

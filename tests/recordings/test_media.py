@@ -12,6 +12,8 @@ from recordings.media import (
     Probe,
     check_complete,
     check_probe,
+    decoded_bound_s,
+    demuxer_of,
     gain_for,
     needs_limiter,
     original_extension,
@@ -129,3 +131,38 @@ def test_durations_estimated_from_the_bitrate_are_not_claims() -> None:
     assert probe("aac", "aac", 10.0).claimed_s is None
     assert probe("amr", "amr_nb", 10.0).claimed_s is None
     assert probe("mp3", "mp3", 10.0).claimed_s == 10.0
+
+
+@pytest.mark.parametrize(
+    ("accepted_s", "bound_s"),
+    [
+        (36.9, 36.9 * 1.25 + 5),  # the bomb that claims 37 s: cut at ~51 s of PCM (9.8 MB)
+        (1790.0, 1805.0),  # a claim near the 30 min limit never decodes past the limit
+        (None, 1805.0),  # text and live recordings: the limit
+        (0.5, 0.5 * 1.25 + 5),
+    ],
+)
+def test_a_decode_is_cut_a_little_past_what_the_upload_check_accepted(
+    accepted_s: float | None, bound_s: float
+) -> None:
+    assert decoded_bound_s(accepted_s, 1800) == pytest.approx(bound_s)
+
+
+@pytest.mark.parametrize(
+    ("format_name", "demuxer"),
+    [
+        ("mov,mp4,m4a,3gp,3g2,mj2", "mov"),
+        ("matroska,webm", "matroska"),
+        ("ogg", "ogg"),
+        ("wav", "wav"),
+        ("dash", None),
+        ("hls", None),
+        ("concat", None),
+        ("png_pipe", None),
+    ],
+)
+def test_only_audio_demuxers_are_allowed(format_name: str, demuxer: str | None) -> None:
+    assert demuxer_of(probe(format_name)) == demuxer
+    if demuxer is None:
+        with pytest.raises(NotAudio):
+            check_probe(probe(format_name), 1800)

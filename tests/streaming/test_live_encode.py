@@ -1,4 +1,4 @@
-"""Encode once per live session; MP3 frame splitting; the Icecast source request parser."""
+"""Encode once per live session; source clients through whitelisted ffmpeg; the source parser."""
 
 from __future__ import annotations
 
@@ -10,13 +10,8 @@ import numpy as np
 import pytest
 from av.audio.frame import AudioFrame
 
-from streaming.live_encode import (
-    Mp3Encoder,
-    Mp3FrameSplitter,
-    SessionOutput,
-    SourceTranscoder,
-    mp3_frame_length,
-)
+from recordings.channel_format import FrameSplitter
+from streaming.live_encode import Mp3Encoder, SessionOutput, SourceTranscoder
 from streaming.source_client import (
     SourceAuthFailed,
     StreamTap,
@@ -25,6 +20,7 @@ from streaming.source_client import (
     parse_source_request,
 )
 from tests.audio import channel_mp3, decode_pcm, ffprobe, loud_seconds, tone_wav
+from tests.recordings import hostile
 
 CHANNEL_FRAME = bytes((0xFF, 0xFB, 0x54, 0xC4)) + bytes(188)  # 64 kbps, 48 kHz, mono: 192 bytes
 
@@ -67,26 +63,9 @@ def pcm_frames(seconds: float, rate: int = 48000, layout: str = "stereo") -> lis
     return frames
 
 
-@pytest.mark.parametrize(
-    ("header", "length"),
-    [
-        (bytes((0xFF, 0xFB, 0x54, 0xC4)), 192),  # MPEG-1 L3 64 kbps 48 kHz
-        (bytes((0xFF, 0xFB, 0x14, 0xC4)), 96),  # 32 kbps 48 kHz (the channel's silence)
-        (bytes((0xFF, 0xFB, 0x90, 0x64)), 417),  # 128 kbps 44.1 kHz
-        (bytes((0xFF, 0xFB, 0x92, 0x64)), 418),  # same, padded
-        (bytes((0xFF, 0xF3, 0x84, 0xC4)), 192),  # MPEG-2 L3 64 kbps 24 kHz
-        (b"ID3\x04", None),
-        (bytes((0xFF, 0xFB, 0xF4, 0xC4)), None),  # bad bitrate index
-        (bytes((0xFF, 0xFD, 0x54, 0xC4)), None),  # layer II
-    ],
-)
-def test_frame_length_from_header(header: bytes, length: int | None) -> None:
-    assert mp3_frame_length(header) == length
-
-
 def test_splitter_returns_whole_frames_across_any_cut() -> None:
-    stream = b"ID3garbage" + CHANNEL_FRAME * 5
-    splitter = Mp3FrameSplitter()
+    stream = b"ID3garbage" + CHANNEL_FRAME * 5  # not a real tag: no waiting for 200 MB of it
+    splitter = FrameSplitter()
     frames: list[bytes] = []
     for i in range(0, len(stream), 37):
         frames += splitter.feed(stream[i : i + 37])
@@ -157,6 +136,30 @@ async def test_source_transcoder_turns_any_mp3_into_the_channel_format(tmp_path:
     stream = ffprobe(recording.path)["streams"][0]
     assert (stream["sample_rate"], stream["channels"], stream["bit_rate"]) == ("48000", 1, "64000")
     assert loud_seconds(decode_pcm(recording.path)) >= 1.8
+
+
+@pytest.mark.ffmpeg
+@pytest.mark.parametrize("kind", ["dash", "hls", "concat"])
+async def test_a_source_sending_a_manifest_reads_nothing_and_airs_nothing(
+    tmp_path: Path, kind: str
+) -> None:
+    make = {"dash": hostile.dash_manifest, "hls": hostile.hls_playlist,
+            "concat": hostile.concat_script}[kind]  # fmt: skip
+    private = await asyncio.to_thread(hostile.local_media, tmp_path / "private.m4a")
+    manifest = make(tmp_path / "manifest", private).read_bytes()
+    feed = FakeFeed()
+    output = SessionOutput([feed], tmp_path / "out.mp3")
+    # No declared format (application/octet-stream): ffmpeg probes, among audio demuxers only.
+    transcoder = SourceTranscoder(output.push_mp3, input_format_of("application/octet-stream"))
+    await transcoder.start()
+    await transcoder.write(manifest)
+    ended = await transcoder.close()
+    recording = output.close()
+    assert recording.bytes == 0
+    assert feed.data == b""
+    assert ended is not None
+    assert ended.code != 0
+    assert "Format not on whitelist" in ended.error  # refused by name, before reading anything
 
 
 @pytest.mark.ffmpeg

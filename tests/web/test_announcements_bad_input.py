@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
 import subprocess
 import zlib
@@ -14,9 +15,12 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
+from devices import store as dstore
 from recordings.models import Announcement
 from tests.recordings import conftest as audio_fixtures
+from tests.recordings import hostile
 from web.api_announcements import INGEST
+from web.app import create_app
 from web.keys import SESSIONMAKER
 from web.settings import Settings
 
@@ -240,3 +244,116 @@ async def test_hostile_file_names_are_never_used_as_paths(
             assert all(c in "0123456789abcdef" for c in stem)
     after = {p for p in tmp_path.parent.rglob("*") if "data" not in p.parts}
     assert after - before == set()
+
+
+# --- files built to hurt ffmpeg (tests/recordings/hostile.py) ---------------------------------
+
+
+@pytest.fixture(scope="session")
+def private_media(audio_dir: Path) -> Path:
+    """A media file on the server's disk that no upload may reach."""
+    return hostile.local_media(audio_dir / "private.m4a")
+
+
+@pytest.mark.parametrize("kind", ["dash", "hls", "concat"])
+async def test_a_manifest_named_mp3_is_refused_and_reads_nothing(
+    client: Any, admin_headers: dict[str, str], private_media: Path, tmp_path: Path, kind: str
+) -> None:
+    make = {"dash": hostile.dash_manifest, "hls": hostile.hls_playlist,
+            "concat": hostile.concat_script}[kind]  # fmt: skip
+    manifest = make(tmp_path / f"{kind}.mp3", private_media)
+    data = await asyncio.to_thread(manifest.read_bytes)
+    resp = await post_file(client, admin_headers, data, "안내.mp3")
+    assert resp.status == 415, await resp.text()
+    body = await resp.json()
+    assert_problem(body, 415)
+    assert body["type"] == "/problems/not-audio"
+    await nothing_written(client)
+
+
+@pytest.fixture(scope="session")
+def bomb(audio_dir: Path) -> Path:
+    """54 KB of FLAC-in-Matroska that claims 37 s and decodes to an hour of silence."""
+    return hostile.decompression_bomb(audio_dir / "bomb.mkv")
+
+
+def _scratch_bytes(root: Path) -> int:
+    total = 0
+    for path in (root / "work").rglob("*"):
+        with contextlib.suppress(FileNotFoundError):
+            total += path.stat().st_size if path.is_file() else 0
+    return total
+
+
+async def test_a_decompression_bomb_fails_without_writing_more_than_it_claims(
+    client: Any, admin_headers: dict[str, str], bomb: Path
+) -> None:
+    data = await asyncio.to_thread(bomb.read_bytes)
+    assert len(data) < 100_000
+    resp = await post_file(client, admin_headers, data, "bomb.mkv")
+    assert resp.status == 202, await resp.text()  # its container and packets say 37 s
+    announcement_id = (await resp.json())["id"]
+    service = client.app[INGEST]
+    peak = 0
+    waiting = asyncio.ensure_future(service.wait_ready(announcement_id, timeout=120))
+    while not waiting.done():  # the scratch directory, sampled while the job runs
+        peak = max(peak, await asyncio.to_thread(_scratch_bytes, service.archive_root))
+        await asyncio.sleep(0.005)
+    assert await waiting == "failed"
+    body = await (
+        await client.get(f"/api/v1/announcements/{announcement_id}", headers=admin_headers)
+    ).json()
+    assert "decodes to more than" in body["error"]
+    assert body["error_ko"]
+    # An hour of PCM is 691 MB; the decode was cut at 37 s × 1.25 + 5 s of PCM (~10 MB).
+    assert peak <= (37 * 1.25 + 5) * 4 * 48000 + 300_000
+    assert _scratch_bytes(service.archive_root) == 0
+
+
+async def client_with(aiohttp_client: Any, settings: Settings) -> tuple[Any, dict[str, str]]:
+    """A real app with these settings, Goseong loaded, and an admin's Bearer headers."""
+    client = await aiohttp_client(create_app(settings))
+    async with client.app[SESSIONMAKER]() as session:
+        await dstore.import_regions_file(session, dstore.DEMO_REGIONS)
+        account = await dstore.create_account(
+            session, "county", "correct horse battery", "admin", "48820"
+        )
+        issued = await dstore.create_api_token(session, account, "test")
+        await session.commit()
+    return client, {"Authorization": f"Bearer {issued.token}"}
+
+
+async def test_uploads_get_a_503_with_retry_after_when_the_queue_is_full(
+    aiohttp_client: Any, settings: Settings, speech: Path
+) -> None:
+    client, headers = await client_with(
+        aiohttp_client, settings.replace(ingest_queue=1, ingest_workers=1)
+    )
+    service = client.app[INGEST]
+    await service.close()  # the worker stops: what is accepted now waits in the queue
+    data = await asyncio.to_thread(speech.read_bytes)
+    first = await post_file(client, headers, data, "first.wav")
+    assert first.status == 202
+    second = await post_file(client, headers, data, "second.wav")
+    assert second.status == 503
+    assert second.headers["Retry-After"] == "30"
+    body = await second.json()
+    assert_problem(body, 503)
+    assert body["type"] == "/problems/ingest-busy"
+    text = await client.post(
+        "/api/v1/announcements", json={"title": "안내", "text": "안녕하세요"}, headers=headers
+    )
+    assert text.status == 503
+
+
+async def test_uploads_get_a_507_when_the_disk_is_low(
+    aiohttp_client: Any, settings: Settings, speech: Path
+) -> None:
+    client, headers = await client_with(aiohttp_client, settings.replace(min_free_disk_mb=10**9))
+    resp = await post_file(client, headers, await asyncio.to_thread(speech.read_bytes), "x.wav")
+    assert resp.status == 507
+    body = await resp.json()
+    assert_problem(body, 507)
+    assert body["type"] == "/problems/storage-full"
+    assert body["title_en"] == "The server is short of disk space; try again later."
+    await nothing_written(client)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import subprocess
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -14,6 +17,7 @@ from sqlalchemy import update
 
 from devices.orm import utcnow
 from recordings.models import Announcement
+from recordings.service import IngestService
 from tests.recordings import conftest as audio_fixtures
 from tests.web.foundation_helpers import clean_env, venv_bin
 from tests.web.test_announcements import ready, upload
@@ -86,3 +90,51 @@ async def test_prune_keeps_everything_when_retention_is_off(
 ) -> None:
     out = await asyncio.to_thread(prune, settings, "--dry-run", retention_days=0)
     assert "nothing to prune" in out
+
+
+async def _plant_orphans(client: Any, speech: Path) -> tuple[Path, Path]:
+    """An old original and an old rendition that no row refers to (a crash between the move
+    into the archive and the commit), and a young one (a commit may still be coming)."""
+    root = client.app[INGEST].archive_root
+    old_original = root / "originals" / "ab" / f"{'ab' * 32}.wav"
+    old_rendition = root / "renditions" / "cd" / f"{'cd' * 32}.mp3"
+    young = root / "originals" / "ef" / f"{'ef' * 32}.wav"
+    for path in (old_original, old_rendition, young):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(shutil.copyfile, speech, path)
+    for path in (old_original, old_rendition):
+        os.utime(path, (time.time() - 7200, time.time() - 7200))
+    return old_original, old_rendition
+
+
+async def test_orphan_files_are_swept_at_start_and_by_prune(
+    client: Any, admin_headers: dict[str, str], settings: Settings, speech: Path
+) -> None:
+    kept = await ready(
+        client, admin_headers, (await (await upload(client, admin_headers, speech)).json())["id"]
+    )
+    root = client.app[INGEST].archive_root
+    in_use = [p for p in root.rglob("*") if p.is_file() and "chimes" not in p.parts]
+    for path in in_use:  # referenced files are kept, however old
+        os.utime(path, (time.time() - 7200, time.time() - 7200))
+    orphans = await _plant_orphans(client, speech)
+    young = root / "originals" / "ef" / f"{'ef' * 32}.wav"
+
+    out = await asyncio.to_thread(prune, settings, "--dry-run", retention_days=0)
+    assert all(f"would delete orphan file {p.relative_to(root)}" in out for p in orphans)
+    assert all(p.exists() for p in orphans)
+    out = await asyncio.to_thread(prune, settings, retention_days=0)
+    assert not any(p.exists() for p in orphans)
+    assert young.exists()
+    assert all(p.exists() for p in in_use)
+
+    # At start: the service sweeps before it takes any work.
+    orphans = await _plant_orphans(client, speech)
+    service = IngestService(client.app[SESSIONMAKER], root)
+    await service.start()
+    await service.close()
+    assert not any(p.exists() for p in orphans)
+    assert young.exists()
+    assert all(p.exists() for p in in_use)
+    resp = await client.get(f"/media/announcements/{kept['id']}.mp3", headers=admin_headers)
+    assert resp.status == 200
