@@ -116,6 +116,12 @@ class BadToken(DevicesError, UnauthorizedError):
     title_ko = "토큰이 없거나 올바르지 않습니다"
 
 
+class PendingApproval(DevicesError, ForbiddenError):
+    """This registration waits for the village head's approval."""
+
+    title_ko = "이장님의 승인을 기다리고 있습니다"
+
+
 class NotPermitted(DevicesError, ForbiddenError):
     """Your account may not do this here."""
 

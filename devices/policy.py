@@ -7,7 +7,8 @@ head on their own village only; an admin anywhere.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 from .errors import NotPermitted
@@ -15,6 +16,7 @@ from .targets import RegionLike, RegionTree, Targets
 
 __all__ = [
     "AccountLike",
+    "Visibility",
     "can_approve_listeners",
     "can_broadcast_to",
     "can_manage_accounts",
@@ -23,6 +25,8 @@ __all__ = [
     "can_send_emergency",
     "can_target_county",
     "check_targets",
+    "resident_may_hear",
+    "visibility",
     "visible_regions",
 ]
 
@@ -108,3 +112,56 @@ def check_targets(
         region = (group_regions or {}).get(gid)
         if region is not None and not can_broadcast_to(account, tree.node(region)):
             raise NotPermitted(f"your account may not broadcast to group {gid}", group=gid)
+
+
+@dataclass(frozen=True, slots=True)
+class Visibility:
+    """What one staff account may see: the one rule behind every list and every object lookup.
+
+    ``regions`` and ``villages`` are None for county admins (everything). An object outside the
+    account's sight must answer exactly like a missing one: callers raise the same not-found error
+    with the same detail (the stores' ``get_*(..., visible=)`` do it for them).
+    """
+
+    account_id: int | None
+    regions: frozenset[str] | None
+    villages: frozenset[str] | None
+
+    @property
+    def everything(self) -> bool:
+        """Whether the account sees every region (county admins)."""
+        return self.regions is None
+
+    def sees_region(self, code: str | None) -> bool:
+        """Whether objects placed in this region (device, group, listener, village) are visible."""
+        return self.regions is None or (code is not None and code in self.regions)
+
+    def sees_any(self, codes: Iterable[str]) -> bool:
+        """Whether any of these regions is visible (a broadcast and its target villages)."""
+        return self.regions is None or any(c in self.regions for c in codes)
+
+    def sees(
+        self, region_code: str | None, *, author_id: int | None = None, published: bool = False
+    ) -> bool:
+        """Whether an authored object is visible: published, written by the account, or placed
+        in a visible region (announcements: drafts stay within their author's reach)."""
+        return (
+            published
+            or (author_id is not None and author_id == self.account_id)
+            or self.sees_region(region_code)
+        )
+
+
+def visibility(account: AccountLike, tree: RegionTree) -> Visibility:
+    """The villages (and regions) this account may see, computed once per request."""
+    account_id = getattr(account, "id", None)
+    if account.role == "admin":
+        return Visibility(account_id, None, None)
+    regions = visible_regions(account, tree)
+    villages = frozenset(c for c in regions if tree.nodes[c].kind == "village")
+    return Visibility(account_id, regions, villages)
+
+
+def resident_may_hear(village: str, played_in: Iterable[str]) -> bool:
+    """Residents and speaker boxes hear only what was broadcast (played) to their own village."""
+    return village in set(played_in)

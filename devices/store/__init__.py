@@ -28,6 +28,14 @@ from .audit import (
     audit,
     list_audit,
 )
+from .clients import (
+    ALL_KINDS,
+    STREAM_KINDS,
+    Client,
+    TokenClient,
+    client_by_token,
+    note_api_token_use,
+)
 from .listeners import (
     approve_listener,
     create_listener,
@@ -58,6 +66,7 @@ from .speakers import (
     group_members,
     group_regions,
     list_devices,
+    list_groups,
     members_of,
     remove_group_member,
     resolve,
@@ -66,15 +75,20 @@ from .speakers import (
 )
 
 __all__ = [
+    "ALL_KINDS",
     "DEMO_REGIONS",
     "MIN_PASSWORD_LEN",
+    "STREAM_KINDS",
+    "Client",
     "Issued",
+    "TokenClient",
     "account_by_api_token",
     "actor_of",
     "add_group_members",
     "approve_listener",
     "audit",
     "authenticate",
+    "client_by_token",
     "create_account",
     "create_api_token",
     "create_device",
@@ -99,12 +113,14 @@ __all__ = [
     "list_api_tokens",
     "list_audit",
     "list_devices",
+    "list_groups",
     "list_listeners",
     "listener_by_token",
     "listeners_of",
     "load_tree",
     "login_of",
     "members_of",
+    "note_api_token_use",
     "remove_group_member",
     "resolve",
     "revoke_api_token",

@@ -13,6 +13,7 @@ from ..models import (
     Listener,
 )
 from ..orm import utcnow
+from ..policy import Visibility
 from ..tokens import hash_token, new_token
 from .regions import get_village
 
@@ -82,10 +83,12 @@ async def list_listeners(
     return list(rows.all()), int(total)
 
 
-async def get_listener(session: AsyncSession, listener_id: int) -> Listener:
-    """The listener with this id, or :class:`errors.UnknownListener`."""
+async def get_listener(
+    session: AsyncSession, listener_id: int, visible: Visibility | None = None
+) -> Listener:
+    """The listener with this id, or :class:`errors.UnknownListener` (also when invisible)."""
     listener = await session.get(Listener, listener_id)
-    if listener is None:
+    if listener is None or (visible is not None and not visible.sees_region(listener.village_code)):
         raise errors.UnknownListener(f"no listener {listener_id}")
     return listener
 
