@@ -25,7 +25,6 @@ __all__ = [
     "can_send_emergency",
     "can_target_county",
     "check_targets",
-    "resident_may_hear",
     "visibility",
     "visible_regions",
 ]
@@ -160,8 +159,3 @@ def visibility(account: AccountLike, tree: RegionTree) -> Visibility:
     regions = visible_regions(account, tree)
     villages = frozenset(c for c in regions if tree.nodes[c].kind == "village")
     return Visibility(account_id, regions, villages)
-
-
-def resident_may_hear(village: str, played_in: Iterable[str]) -> bool:
-    """Residents and speaker boxes hear only what was broadcast (played) to their own village."""
-    return village in set(played_in)

@@ -15,11 +15,21 @@ from typing import Literal
 
 from aiohttp import web
 
-from devices.models import Device, Listener
+from devices.errors import BadToken
+from devices.models import Device, Listener, Region
+from streaming.errors import WrongVillage
 
 from .auth import stream_client, stream_token
 
-__all__ = ["OPEN_STREAMS", "ClientKind", "OpenStreams", "cached_client", "cut_client", "setup"]
+__all__ = [
+    "OPEN_STREAMS",
+    "ClientKind",
+    "OpenStreams",
+    "cached_client",
+    "cut_client",
+    "feed_access",
+    "setup",
+]
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +139,22 @@ async def _close_webrtc_listens(app: web.Application, listener_id: int) -> int:
     for pc in peers:
         await pc.close()
     return len(peers)
+
+
+async def feed_access(request: web.Request, village: Region) -> Device | Listener | None:
+    """Who reads a village's feed: None for the public, else the token's client (401/403).
+
+    A village that approves its listeners has no public feed: only its own approved listeners
+    and speaker boxes read it; a pending listener gets nothing.
+    """
+    token = stream_token(request)
+    client = await stream_client(request) if token is not None else None
+    if village.requires_listener_approval:
+        if client is None:
+            raise BadToken("this village's feed needs an approved listener's token (?token=)")
+        if client.village_code != village.code:
+            raise WrongVillage(f"this token listens to {client.village_code!r} only")
+    return client
 
 
 def setup(app: web.Application) -> None:

@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 from aiohttp import web
-from sqlalchemy import update
 
 from devices import store
-from devices.models import Device, Listener, Region
+from devices.errors import UnknownRegion
+from devices.models import Device, Listener
 from streaming.errors import WrongVillage
 from streaming.hls import with_token
 from streaming.hls_stream import HlsStreams
@@ -78,8 +78,11 @@ async def _names(request: web.Request, village: str) -> tuple[str, str]:
 
 async def _query_names(app: web.Application, village: str) -> tuple[str, str]:
     async with app[SESSIONMAKER]() as session:
-        region = await session.get(Region, village)
-    return (region.name_ko, region.name_en) if region else (village, village)
+        try:
+            region = await store.get_region(session, village)
+        except UnknownRegion:
+            return village, village
+    return region.name_ko, region.name_en
 
 
 def _tune(transport: asyncio.BaseTransport) -> None:
@@ -246,7 +249,7 @@ async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
     hub = app[HUB]
     # no stream is connected yet: whatever the database says after a crash is stale
     async with app[SESSIONMAKER]() as session:
-        await session.execute(update(Device).where(Device.online.is_(True)).values(online=False))
+        await store.mark_all_offline(session)
         await session.commit()
     app[_RUNNER] = asyncio.create_task(hub.run(), name="channel-hub")
     app[_REAPER] = asyncio.create_task(app[HLS].run(), name="hls-reaper")

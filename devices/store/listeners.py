@@ -24,6 +24,7 @@ __all__ = [
     "list_listeners",
     "listener_by_token",
     "listeners_of",
+    "resident_counts",
     "revoke_listener",
 ]
 
@@ -61,6 +62,16 @@ async def listeners_of(session: AsyncSession, village: str) -> list[Listener]:
         .order_by(Listener.id)
     )
     return list(rows.all())
+
+
+async def resident_counts(session: AsyncSession) -> dict[str, int]:
+    """Active listeners by village."""
+    rows = await session.execute(
+        select(Listener.village_code, func.count())
+        .where(Listener.status == "active")
+        .group_by(Listener.village_code)
+    )
+    return {village: int(n) for village, n in rows.all()}
 
 
 async def list_listeners(

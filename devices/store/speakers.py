@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .. import errors
@@ -32,13 +32,16 @@ __all__ = [
     "get_group",
     "group_members",
     "group_regions",
+    "has_devices",
     "list_devices",
     "list_groups",
+    "mark_all_offline",
     "members_of",
     "remove_group_member",
     "resolve",
     "revoke_device",
     "set_presence",
+    "speaker_counts",
 ]
 
 
@@ -105,6 +108,26 @@ def revoke_device(device: Device) -> None:
     """Revoke a speaker box's token: it can no longer connect."""
     device.revoked_at = utcnow()
     device.online = False
+
+
+async def speaker_counts(session: AsyncSession) -> dict[tuple[str, bool], int]:
+    """Unrevoked speaker boxes by (village, online)."""
+    rows = await session.execute(
+        select(Device.village_code, Device.online, func.count())
+        .where(Device.revoked_at.is_(None))
+        .group_by(Device.village_code, Device.online)
+    )
+    return {(village, bool(online)): int(n) for village, online, n in rows.all()}
+
+
+async def mark_all_offline(session: AsyncSession) -> None:
+    """Mark every box offline (at start: no stream is connected yet, the rest is stale)."""
+    await session.execute(update(Device).where(Device.online.is_(True)).values(online=False))
+
+
+async def has_devices(session: AsyncSession) -> bool:
+    """Whether any speaker box was ever registered."""
+    return await session.scalar(select(Device.id).limit(1)) is not None
 
 
 async def devices_by_village(
