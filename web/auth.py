@@ -8,6 +8,8 @@ write (a full disk, a read-only database) is logged, never the request's failure
 from __future__ import annotations
 
 import logging
+import time
+import weakref
 from collections.abc import Collection
 from datetime import UTC, datetime
 
@@ -79,13 +81,27 @@ async def token_client(
     return found.client
 
 
+# token id → when writing its use last failed (monotonic), per app: a full disk is not asked
+# again at every request (a successful write throttles itself through ``last_used_at``)
+_FAILED: weakref.WeakKeyDictionary[web.Application, dict[int, float]] = weakref.WeakKeyDictionary()
+
+
 async def _note_use(request: web.Request, api_token_id: int, now: datetime) -> None:
+    failed = _FAILED.setdefault(request.app, {})
+    since = failed.get(api_token_id)
+    if since is not None and time.monotonic() - since < store.TOKEN_USE_INTERVAL.total_seconds():
+        return
     try:
         async with request.app[SESSIONMAKER]() as session:
             await store.note_api_token_use(session, api_token_id, now)
             await session.commit()
     except Exception as exc:  # a read never depends on a write
+        if len(failed) > 10_000:
+            failed.clear()
+        failed[api_token_id] = time.monotonic()
         log.warning("could not record the use of API token %s: %s", api_token_id, exc)
+    else:
+        failed.pop(api_token_id, None)
 
 
 async def current_account(request: web.Request) -> Account | None:

@@ -31,6 +31,7 @@ from .audit import (
 from .clients import (
     ALL_KINDS,
     STREAM_KINDS,
+    TOKEN_USE_INTERVAL,
     Client,
     TokenClient,
     client_by_token,
@@ -85,6 +86,7 @@ __all__ = [
     "DEMO_REGIONS",
     "MIN_PASSWORD_LEN",
     "STREAM_KINDS",
+    "TOKEN_USE_INTERVAL",
     "Client",
     "Issued",
     "TokenClient",
