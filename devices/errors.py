@@ -158,6 +158,12 @@ class NoSuchGroup(DevicesError, NotFoundError):
     title_ko = "알 수 없는 장치 그룹입니다"
 
 
+class UnknownGroup(InvalidField):
+    """Unknown device group."""
+
+    title_ko = "알 수 없는 장치 그룹입니다"
+
+
 class WrongState(DevicesError, ConflictError):
     """Not possible in the current state."""
 

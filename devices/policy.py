@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from .errors import NotPermitted
+from .errors import NotPermitted, UnknownGroup
 from .targets import RegionLike, RegionTree, Targets
 
 __all__ = [
@@ -99,18 +99,22 @@ def check_targets(
 ) -> None:
     """Raise :class:`NotPermitted` unless the account may broadcast to every target.
 
-    Unknown region codes raise ``UnknownRegion``; a group is checked against the region it belongs
-    to (``group_regions``: group id → region code); groups missing there are left to resolution.
+    Unknown region codes raise ``UnknownRegion`` (the region tree is public). A group is checked
+    against the region it belongs to (``group_regions``: group id → region code, every group): a
+    group outside the account's reach answers exactly like a missing one (``UnknownGroup``).
+    Without ``group_regions``, groups are left to resolution.
     """
     if targets.county and not can_target_county(account):
         raise NotPermitted("only the county office may broadcast to the whole county")
     for code in (*targets.districts, *targets.villages):
         if not can_broadcast_to(account, tree.node(code)):
             raise NotPermitted(f"your account may not broadcast to {code}", region=code)
+    if group_regions is None:
+        return
     for gid in targets.groups:
-        region = (group_regions or {}).get(gid)
-        if region is not None and not can_broadcast_to(account, tree.node(region)):
-            raise NotPermitted(f"your account may not broadcast to group {gid}", group=gid)
+        region = group_regions.get(gid)
+        if region is None or not can_broadcast_to(account, tree.node(region)):
+            raise UnknownGroup(f"unknown device group: {gid}", field="groups")
 
 
 @dataclass(frozen=True, slots=True)
