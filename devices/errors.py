@@ -122,6 +122,12 @@ class BadToken(DevicesError, UnauthorizedError):
     title_ko = "토큰이 없거나 올바르지 않습니다"
 
 
+class PendingApproval(DevicesError, ForbiddenError):
+    """This registration waits for the village head's approval."""
+
+    title_ko = "이장님의 승인을 기다리고 있습니다"
+
+
 class NotPermitted(DevicesError, ForbiddenError):
     """Your account may not do this here."""
 
@@ -153,6 +159,12 @@ class UnknownAccount(DevicesError, NotFoundError):
 
 
 class NoSuchGroup(DevicesError, NotFoundError):
+    """Unknown device group."""
+
+    title_ko = "알 수 없는 장치 그룹입니다"
+
+
+class UnknownGroup(InvalidField):
     """Unknown device group."""
 
     title_ko = "알 수 없는 장치 그룹입니다"

@@ -7,14 +7,16 @@ head on their own village only; an admin anywhere.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
-from .errors import NotPermitted
+from .errors import NotPermitted, UnknownGroup
 from .targets import RegionLike, RegionTree, Targets
 
 __all__ = [
     "AccountLike",
+    "Visibility",
     "can_approve_listeners",
     "can_broadcast_to",
     "can_manage_accounts",
@@ -23,6 +25,7 @@ __all__ = [
     "can_send_emergency",
     "can_target_county",
     "check_targets",
+    "visibility",
     "visible_regions",
 ]
 
@@ -96,15 +99,67 @@ def check_targets(
 ) -> None:
     """Raise :class:`NotPermitted` unless the account may broadcast to every target.
 
-    Unknown region codes raise ``UnknownRegion``; a group is checked against the region it belongs
-    to (``group_regions``: group id → region code); groups missing there are left to resolution.
+    Unknown region codes raise ``UnknownRegion`` (the region tree is public). A group is checked
+    against the region it belongs to (``group_regions``: group id → region code, every group): a
+    group outside the account's reach answers exactly like a missing one (``UnknownGroup``).
+    Without ``group_regions``, groups are left to resolution.
     """
     if targets.county and not can_target_county(account):
         raise NotPermitted("only the county office may broadcast to the whole county")
     for code in (*targets.districts, *targets.villages):
         if not can_broadcast_to(account, tree.node(code)):
             raise NotPermitted(f"your account may not broadcast to {code}", region=code)
+    if group_regions is None:
+        return
     for gid in targets.groups:
-        region = (group_regions or {}).get(gid)
-        if region is not None and not can_broadcast_to(account, tree.node(region)):
-            raise NotPermitted(f"your account may not broadcast to group {gid}", group=gid)
+        region = group_regions.get(gid)
+        if region is None or not can_broadcast_to(account, tree.node(region)):
+            raise UnknownGroup(f"unknown device group: {gid}", field="groups")
+
+
+@dataclass(frozen=True, slots=True)
+class Visibility:
+    """What one staff account may see: the one rule behind every list and every object lookup.
+
+    ``regions`` and ``villages`` are None for county admins (everything). An object outside the
+    account's sight must answer exactly like a missing one: callers raise the same not-found error
+    with the same detail (the stores' ``get_*(..., visible=)`` do it for them).
+    """
+
+    account_id: int | None
+    regions: frozenset[str] | None
+    villages: frozenset[str] | None
+
+    @property
+    def everything(self) -> bool:
+        """Whether the account sees every region (county admins)."""
+        return self.regions is None
+
+    def sees_region(self, code: str | None) -> bool:
+        """Whether objects placed in this region (device, group, listener, village) are visible."""
+        return self.regions is None or (code is not None and code in self.regions)
+
+    def sees_any(self, codes: Iterable[str]) -> bool:
+        """Whether any of these regions is visible (a broadcast and its target villages)."""
+        return self.regions is None or any(c in self.regions for c in codes)
+
+    def sees(
+        self, region_code: str | None, *, author_id: int | None = None, published: bool = False
+    ) -> bool:
+        """Whether an authored object is visible: published, written by the account, or placed
+        in a visible region (announcements: drafts stay within their author's reach)."""
+        return (
+            published
+            or (author_id is not None and author_id == self.account_id)
+            or self.sees_region(region_code)
+        )
+
+
+def visibility(account: AccountLike, tree: RegionTree) -> Visibility:
+    """The villages (and regions) this account may see, computed once per request."""
+    account_id = getattr(account, "id", None)
+    if account.role == "admin":
+        return Visibility(account_id, None, None)
+    regions = visible_regions(account, tree)
+    villages = frozenset(c for c in regions if tree.nodes[c].kind == "village")
+    return Visibility(account_id, regions, villages)

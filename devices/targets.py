@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from . import errors
+from .errors import UnknownGroup
 
 __all__ = [
     "RegionLike",
@@ -26,12 +27,6 @@ __all__ = [
 TARGET_KEYS = ("county", "districts", "villages", "groups")
 MAX_CODE_LEN = 64
 MAX_TARGETS = 1000
-
-
-class UnknownGroup(errors.InvalidField):
-    """Unknown device group."""
-
-    title_ko = "알 수 없는 장치 그룹입니다"
 
 
 class RegionLike(Protocol):

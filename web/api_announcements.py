@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import unicodedata
 from collections.abc import AsyncIterator
@@ -12,23 +13,26 @@ from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import BadHttpMessage
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from broadcast.played import played_in_village
 from devices import policy
 from devices import store as dstore
-from devices.errors import BadToken, InvalidField, UnsupportedMediaError
+from devices.errors import InvalidField, UnsupportedMediaError
 from devices.models import Account, Device, Listener
-from devices.targets import RegionTree
 from recordings import store
 from recordings.archive import disk_errors
 from recordings.errors import UnknownAnnouncement, UnknownRendition, UploadTooLarge
 from recordings.models import Announcement
 from recordings.service import IngestService
 
-from .auth import PendingApproval, require_account, stream_token
+from .auth import require_account, stream_token, token_client
 from .keys import SESSIONMAKER, SETTINGS
 from .validation import iso_time, json_body, page, page_params, path_int, text_field
 
 __all__ = ["INGEST", "announcement_json", "setup"]
+
+log = logging.getLogger(__name__)
 
 INGEST = web.AppKey("ingest", IngestService)
 
@@ -109,31 +113,21 @@ def announcement_json(row: Announcement, tz: str) -> dict[str, Any]:
 # --- who sees what --------------------------------------------------------------------------
 
 
-async def _staff_scope(request: web.Request, account: Account) -> frozenset[str] | None:
-    """Region codes whose announcements the account sees (None: all, for county admins)."""
-    if account.role == "admin":
-        return None
-    async with request.app[SESSIONMAKER]() as session:
-        tree = await dstore.load_tree(session)
-    return policy.visible_regions(account, tree)
+def _missing(announcement_id: int) -> UnknownAnnouncement:
+    """What a missing and an invisible announcement both answer (same status, same body)."""
+    return UnknownAnnouncement(f"no announcement with id {announcement_id}")
 
 
-def _staff_may_see(row: Announcement, account: Account, scope: frozenset[str] | None) -> bool:
-    return (
-        scope is None
-        or row.published_at is not None
-        or row.created_by == account.id
-        or (row.region_code is not None and row.region_code in scope)
+def _staff_may_see(row: Announcement, visible: policy.Visibility) -> bool:
+    """The one visibility rule: published, authored by the account, or within its regions."""
+    return visible.sees(
+        row.region_code, author_id=row.created_by, published=row.published_at is not None
     )
 
 
-def _resident_may_hear(row: Announcement, village: str, tree: RegionTree) -> bool:
-    """Residents and boxes replay what was broadcast, or what their village or above made."""
-    if row.published_at is not None:
-        return True
-    if row.region_code is None or village not in tree:
-        return False
-    return row.region_code in (village, *tree.ancestors(village))
+async def _visibility(request: web.Request, account: Account) -> policy.Visibility:
+    async with request.app[SESSIONMAKER]() as session:
+        return policy.visibility(account, await dstore.load_tree(session))
 
 
 # --- handlers -------------------------------------------------------------------------------
@@ -251,10 +245,11 @@ async def get_announcement(request: web.Request) -> web.Response:
     """``GET /api/v1/announcements/{id}``."""
     account = await require_account(request)
     announcement_id = path_int(request)
+    visible = await _visibility(request, account)
     async with request.app[SESSIONMAKER]() as session:
         row = await store.get_announcement(session, announcement_id)
-    if not _staff_may_see(row, account, await _staff_scope(request, account)):
-        raise UnknownAnnouncement(f"no announcement with id {announcement_id}")
+    if not _staff_may_see(row, visible):
+        raise _missing(announcement_id)
     return web.json_response(announcement_json(row, request.app[SETTINGS].timezone))
 
 
@@ -265,7 +260,7 @@ async def list_announcements(request: web.Request) -> web.Response:
     query = request.query.get("q", "").strip() or None
     if query is not None and len(query) > MAX_QUERY:
         raise InvalidField(f"q must be at most {MAX_QUERY} characters", field="q")
-    scope = await _staff_scope(request, account)
+    scope = (await _visibility(request, account)).regions
     async with request.app[SESSIONMAKER]() as session:
         rows = await store.list_announcements(
             session, limit=limit, offset=offset, query=query, region_codes=scope
@@ -276,23 +271,40 @@ async def list_announcements(request: web.Request) -> web.Response:
 
 
 async def _replay_client(request: web.Request) -> Listener | Device | Account:
-    """Who fetches a replay: a listener or speaker token (query or Bearer), or staff."""
+    """Who fetches a replay: a listener, speaker or API token (query or Bearer), or staff."""
     token = stream_token(request)
-    if token is not None:
+    if token is None:
+        return await require_account(request)
+    return await token_client(request, token)
+
+
+async def _may_fetch(
+    request: web.Request, session: AsyncSession, client: Listener | Device | Account, ann_id: int
+) -> Announcement:
+    """The announcement, if this client may hear it; exactly a missing one's 404 otherwise.
+
+    Residents and speaker boxes hear only what was broadcast to their own village; staff what
+    the visibility rule shows them.
+    """
+    if isinstance(client, Account):
+        visible = await _visibility(request, client)
+        row = await store.get_announcement(session, ann_id)
+        if not _staff_may_see(row, visible):
+            raise _missing(ann_id)
+        return row
+    if not await played_in_village(session, ann_id, client.village_code):
+        raise _missing(ann_id)
+    return await store.get_announcement(session, ann_id)
+
+
+async def _note_replay(request: web.Request, announcement_id: int, listener_id: int) -> None:
+    """Count a resident's replay; a failed write (a full disk) never refuses the file."""
+    try:
         async with request.app[SESSIONMAKER]() as session:
-            listener = await dstore.listener_by_token(session, token)
-            if listener is not None:
-                if listener.status == "revoked":
-                    raise BadToken("this listener token was revoked")
-                if listener.status != "active":
-                    raise PendingApproval("the village head has not approved this registration yet")
-                return listener
-            device = await dstore.device_by_token(session, token)
-            if device is not None:
-                return device
-        if request.query.get("token"):
-            raise BadToken("unknown or revoked token")
-    return await require_account(request)
+            await store.record_replay(session, announcement_id, listener_id)
+            await session.commit()
+    except Exception as exc:
+        log.warning("could not record a replay of announcement %s: %s", announcement_id, exc)
 
 
 async def replay(request: web.Request) -> web.StreamResponse:
@@ -301,24 +313,16 @@ async def replay(request: web.Request) -> web.StreamResponse:
     fmt = request.match_info["fmt"]
     client = await _replay_client(request)
     async with request.app[SESSIONMAKER]() as session:
-        row = await store.get_announcement(session, announcement_id)
-        if isinstance(client, Account):
-            allowed = _staff_may_see(row, client, await _staff_scope(request, client))
-        else:
-            tree = await dstore.load_tree(session)
-            allowed = _resident_may_hear(row, client.village_code, tree)
-        if not allowed:
-            raise UnknownAnnouncement(f"no announcement with id {announcement_id}")
+        row = await _may_fetch(request, session, client, announcement_id)
         rendition = next((r for r in row.renditions if r.format == fmt), None)
-        if row.status != "ready" or rendition is None:
-            raise UnknownRendition(f"announcement {announcement_id} has no {fmt} file (yet)")
-        try:
-            first_byte = request.http_range.start in (None, 0)
-        except ValueError:  # a malformed Range: FileResponse answers 416
-            first_byte = False
-        if isinstance(client, Listener) and request.method == "GET" and first_byte:
-            await store.record_replay(session, announcement_id, client.id)
-            await session.commit()
+    if row.status != "ready" or rendition is None:
+        raise UnknownRendition(f"announcement {announcement_id} has no {fmt} file (yet)")
+    try:
+        first_byte = request.http_range.start in (None, 0)
+    except ValueError:  # a malformed Range: FileResponse answers 416
+        first_byte = False
+    if isinstance(client, Listener) and request.method == "GET" and first_byte:
+        await _note_replay(request, announcement_id, client.id)
     path = request.app[INGEST].rendition_path(rendition)
     response = web.FileResponse(
         path,

@@ -36,8 +36,9 @@ from streaming.hub import HubPort
 from streaming.webrtc import host_addresses_for, parse_ice_servers
 
 from .api_announcements import INGEST
-from .auth import require_account, stream_client, stream_token
+from .auth import require_account, stream_token
 from .keys import EVENTS, ONAIR, SESSIONMAKER, SETTINGS
+from .stream_clients import feed_access
 from .streams import HUB
 from .system import METRICS
 from .validation import bool_field, int_field, json_body, page, page_params, path_int
@@ -294,12 +295,12 @@ async def feed(request: web.Request) -> web.Response:
     """``GET /feeds/{village}.rss``: RSS 2.0 + iTunes tags of the village's past broadcasts."""
     village_code = request.match_info["village"]
     token = stream_token(request)
-    if token is not None:
-        await stream_client(request)  # a wrong token is a 401, not a feed without counting
     settings = request.app[SETTINGS]
     base = settings.public_url.rstrip("/") or str(request.url.origin())
     async with request.app[SESSIONMAKER]() as session:
         village = await devices_store.get_village(session, village_code)
+    await feed_access(request, village)  # a wrong token is a 401; approval-gated: not public
+    async with request.app[SESSIONMAKER]() as session:
         rows = await store.feed_items(session, village_code, FEED_ITEMS)
     items = []
     suffix = f"?token={token}" if token else ""

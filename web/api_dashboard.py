@@ -14,13 +14,11 @@ from zoneinfo import ZoneInfo
 
 import segno
 from aiohttp import web
-from sqlalchemy import func, select
 
-from broadcast.models import Broadcast, Occurrence
+from broadcast.played import recently_played
+from devices import policy, store
 from devices.errors import InvalidField
-from devices.models import Device, Listener, Region
-from devices.policy import can_see_region
-from recordings.models import Announcement
+from devices.targets import RegionTree
 from streaming.hub import ChannelHub
 
 from .auth import require_account, stream_client
@@ -46,37 +44,25 @@ async def dashboard(request: web.Request) -> web.Response:
     account = await require_account(request)
     hub = request.app[HUB]
     async with request.app[SESSIONMAKER]() as session:
-        regions = (await session.scalars(select(Region).order_by(Region.position))).all()
-        speakers = {
-            (village, bool(online)): n
-            for village, online, n in (
-                await session.execute(
-                    select(Device.village_code, Device.online, func.count())
-                    .where(Device.revoked_at.is_(None))
-                    .group_by(Device.village_code, Device.online)
-                )
-            ).all()
-        }
-        residents = dict(
-            (
-                await session.execute(
-                    select(Listener.village_code, func.count())
-                    .where(Listener.status == "active")
-                    .group_by(Listener.village_code)
-                )
-            ).all()
-        )
+        regions = await store.list_regions(session)
+        speakers = await store.speaker_counts(session)
+        residents = await store.resident_counts(session)
+    visible = policy.visibility(account, RegionTree.build(regions))
     by_code: dict[str, dict[str, Any]] = {}
     for region in regions:
         if region.kind != "district":
             continue
-        node = {"code": region.code, "name_ko": region.name_ko, "name_en": region.name_en}
+        node: dict[str, Any] = {
+            "code": region.code,
+            "name_ko": region.name_ko,
+            "name_en": region.name_en,
+        }
         node.update(villages=[], speakers_online=0, speakers_total=0, residents=0, live_listeners=0)
         by_code[region.code] = node
     for region in regions:
         if region.kind != "village" or region.parent_code not in by_code:
             continue
-        if not can_see_region(account, region):
+        if not visible.sees_region(region.code):
             continue
         online = speakers.get((region.code, True), 0)
         total = online + speakers.get((region.code, False), 0)
@@ -144,21 +130,7 @@ async def replays(request: web.Request) -> web.Response:
     village = client.village_code
     tz = ZoneInfo(request.app[SETTINGS].timezone)
     async with request.app[SESSIONMAKER]() as session:
-        rows = (
-            await session.execute(
-                select(Announcement, func.max(Occurrence.started_at))
-                .join(Broadcast, Broadcast.announcement_id == Announcement.id)
-                .join(Occurrence, Occurrence.broadcast_id == Broadcast.id)
-                .where(
-                    Occurrence.village_code == village,
-                    Occurrence.started_at.is_not(None),
-                    Announcement.status == "ready",
-                )
-                .group_by(Announcement.id)
-                .order_by(func.max(Occurrence.started_at).desc())
-                .limit(REPLAYS_LIMIT)
-            )
-        ).all()
+        rows = await recently_played(session, village, REPLAYS_LIMIT)
     items = [
         {
             "id": a.id,

@@ -6,19 +6,20 @@ import json
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from devices import policy, store
 from devices.errors import InvalidField, NotPermitted
-from devices.models import Account, Device, DeviceGroup
+from devices.models import Device, DeviceGroup
 from devices.targets import RegionTree
 
 from . import api_listeners
 from .auth import require_account
-from .keys import EVENTS, SESSIONMAKER, SETTINGS
+from .changes import Event, Staff, commit_change, staff_of
+from .keys import SESSIONMAKER, SETTINGS
 from .openapi import document
 from .openapi import json_body as body_spec
+from .stream_clients import cut_client
 from .validation import iso_time, json_body, path_int, text_field
 
 __all__ = ["device_json", "setup"]
@@ -45,33 +46,25 @@ def device_json(device: Device, tree: RegionTree | None, tz: str) -> dict[str, A
     }
 
 
-def _may_manage(account: Account, tree: RegionTree, code: str) -> None:
-    if not policy.can_manage_devices(account, tree.node(code)):
+def _may_manage(staff: Staff, code: str) -> None:
+    """Regions are public: acting on one outside your reach is a 403 (objects in it are 404s)."""
+    if not policy.can_manage_devices(staff.account, staff.tree.node(code)):
         raise NotPermitted(f"your account may not manage speaker boxes in {code}", region=code)
 
 
-async def _managed_group(session: AsyncSession, account: Account, group_id: int) -> DeviceGroup:
-    """The device group, if the account may manage its region (404/403 otherwise)."""
-    group = await store.get_group(session, group_id)
-    _may_manage(account, await store.load_tree(session), group.region_code)
+async def _managed_group(session: AsyncSession, staff: Staff, group_id: int) -> DeviceGroup:
+    """The device group, if the account sees and manages its region (404 otherwise)."""
+    group = await store.get_group(session, group_id, staff.visible)
+    _may_manage(staff, group.region_code)
     return group
 
 
-def _managed_villages(account: Account, tree: RegionTree) -> frozenset[str] | None:
-    """None for admins (everything); otherwise the villages the account may manage."""
-    if account.role == "admin":
-        return None
-    return frozenset(
-        code for code in policy.visible_regions(account, tree) if tree.nodes[code].kind == "village"
-    )
-
-
-def _village_filter(request: web.Request, account: Account, tree: RegionTree) -> list[str] | None:
+def _village_filter(request: web.Request, staff: Staff) -> list[str] | None:
     """The villages a list may show: ``?village=`` or ``?district=`` within the account's reach."""
-    managed = _managed_villages(account, tree)
+    tree, managed = staff.tree, staff.visible.villages
     if village := request.query.get("village"):
         tree.village(village)
-        _may_manage(account, tree, village)
+        _may_manage(staff, village)
         return [village]
     if district := request.query.get("district"):
         tree.district(district)
@@ -85,7 +78,7 @@ def _village_filter(request: web.Request, account: Account, tree: RegionTree) ->
 )
 async def create_device(request: web.Request) -> web.Response:
     """Add a speaker box to a village; its token is shown once, with its stream URL."""
-    account = await require_account(request)
+    await require_account(request)  # 401 before any body check
     data = await json_body(request, ("kind", "village", "name"), ("village", "name"))
     kind = data.get("kind", "speaker")
     if kind != "speaker":
@@ -94,21 +87,22 @@ async def create_device(request: web.Request) -> web.Response:
     name = text_field(data, "name", max_len=100) or ""
     settings = request.app[SETTINGS]
     async with request.app[SESSIONMAKER]() as session:
-        tree = await store.load_tree(session)
+        staff = await staff_of(request, session)
+        tree = staff.tree
         tree.village(village)
-        _may_manage(account, tree, village)
+        _may_manage(staff, village)
         issued = await store.create_device(session, village, name)
-        store.audit(
+        await commit_change(
+            request,
             session,
-            store.actor_of(account),
+            staff.account,
             "device.add",
             f"device:{issued.id}",
             village,
+            event=Event("device.added", {"device_id": issued.id, "village": village}),
             name=name,
         )
-        await session.commit()
         device = await store.get_device(session, issued.id)
-    request.app[EVENTS].publish("device.added", device_id=issued.id, village=village)
     stream = f"{settings.base_url}/live/{village}.mp3"
     body = {
         **device_json(device, tree, settings.timezone),
@@ -120,48 +114,45 @@ async def create_device(request: web.Request) -> web.Response:
 
 async def list_devices(request: web.Request) -> web.Response:
     """Speaker boxes the account may manage (``?village=``, ``?district=``), with presence."""
-    account = await require_account(request)
     tz = request.app[SETTINGS].timezone
     async with request.app[SESSIONMAKER]() as session:
-        tree = await store.load_tree(session)
-        villages = _village_filter(request, account, tree)
+        staff = await staff_of(request, session)
+        villages = _village_filter(request, staff)
         devices = await store.list_devices(session, villages)
-    items = [device_json(d, tree, tz) for d in devices]
+    items = [device_json(d, staff.tree, tz) for d in devices]
     return web.json_response({"items": items, "total": len(items)}, dumps=_dumps)
 
 
 async def get_device(request: web.Request) -> web.Response:
     """One speaker box with its presence."""
-    account = await require_account(request)
     device_id = path_int(request)
     async with request.app[SESSIONMAKER]() as session:
-        device = await store.get_device(session, device_id)
-        tree = await store.load_tree(session)
-    _may_manage(account, tree, device.village_code)
+        staff = await staff_of(request, session)
+        device = await store.get_device(session, device_id, staff.visible)
     return web.json_response(
-        device_json(device, tree, request.app[SETTINGS].timezone), dumps=_dumps
+        device_json(device, staff.tree, request.app[SETTINGS].timezone), dumps=_dumps
     )
 
 
 async def delete_device(request: web.Request) -> web.Response:
     """Revoke a speaker box: its token stops working at once."""
-    account = await require_account(request)
     device_id = path_int(request)
     async with request.app[SESSIONMAKER]() as session:
-        device = await store.get_device(session, device_id)
-        tree = await store.load_tree(session)
-        _may_manage(account, tree, device.village_code)
+        staff = await staff_of(request, session)
+        device = await store.get_device(session, device_id, staff.visible)
+        _may_manage(staff, device.village_code)
         store.revoke_device(device)
-        store.audit(
+        await commit_change(
+            request,
             session,
-            store.actor_of(account),
+            staff.account,
             "device.revoke",
             f"device:{device.id}",
             device.village_code,
+            event=Event("device.revoked", {"device_id": device_id, "village": device.village_code}),
             name=device.name,
         )
-        await session.commit()
-    request.app[EVENTS].publish("device.revoked", device_id=device_id, village=device.village_code)
+    await cut_client(request.app, "device", device_id)
     return web.Response(status=204)
 
 
@@ -187,111 +178,106 @@ async def _group_json(session: Any, group: DeviceGroup, tz: str) -> dict[str, An
 @document(**body_spec({"name": "string", "region": "string"}, {"devices": IDS}, 201))
 async def create_group(request: web.Request) -> web.Response:
     """Create a device group (e.g. coastal speakers) within a region you manage."""
-    account = await require_account(request)
+    await require_account(request)  # 401 before any body check
     data = await json_body(request, ("name", "region", "devices"), ("name", "region"))
     name = text_field(data, "name", max_len=100) or ""
     region = text_field(data, "region", max_len=64) or ""
     devices = _device_ids(data)
     tz = request.app[SETTINGS].timezone
     async with request.app[SESSIONMAKER]() as session:
-        tree = await store.load_tree(session)
-        _may_manage(account, tree, region)
-        group = await store.create_group(session, name, region, devices)
-        store.audit(
+        staff = await staff_of(request, session)
+        _may_manage(staff, region)
+        group = await store.create_group(session, name, region, devices, staff.visible)
+        await commit_change(
+            request,
             session,
-            store.actor_of(account),
+            staff.account,
             "group.add",
             f"group:{group.id}",
             region,
             name=name,
             devices=devices,
         )
-        await session.commit()
         body = await _group_json(session, group, tz)
     return web.json_response(body, status=201, dumps=_dumps)
 
 
 async def list_groups(request: web.Request) -> web.Response:
     """Device groups within the account's reach, with their member speakers."""
-    account = await require_account(request)
     tz = request.app[SETTINGS].timezone
     async with request.app[SESSIONMAKER]() as session:
-        tree = await store.load_tree(session)
-        groups = (await session.scalars(select(DeviceGroup).order_by(DeviceGroup.id))).all()
-        items = [
-            await _group_json(session, g, tz)
-            for g in groups
-            if g.region_code in tree and policy.can_see_region(account, tree.node(g.region_code))
-        ]
+        staff = await staff_of(request, session)
+        groups = await store.list_groups(session, staff.visible)
+        items = [await _group_json(session, g, tz) for g in groups]
     return web.json_response({"items": items, "total": len(items)}, dumps=_dumps)
 
 
 async def get_group(request: web.Request) -> web.Response:
     """One device group with its member speakers."""
-    account = await require_account(request)
     group_id = path_int(request)
     async with request.app[SESSIONMAKER]() as session:
-        group = await _managed_group(session, account, group_id)
+        staff = await staff_of(request, session)
+        group = await store.get_group(session, group_id, staff.visible)
         body = await _group_json(session, group, request.app[SETTINGS].timezone)
     return web.json_response(body, dumps=_dumps)
 
 
 async def delete_group(request: web.Request) -> web.Response:
     """Delete a device group (its speakers stay)."""
-    account = await require_account(request)
     group_id = path_int(request)
     async with request.app[SESSIONMAKER]() as session:
-        group = await _managed_group(session, account, group_id)
+        staff = await staff_of(request, session)
+        group = await _managed_group(session, staff, group_id)
         region, name = group.region_code, group.name
         await store.delete_group(session, group)
-        store.audit(
-            session, store.actor_of(account), "group.delete", f"group:{group_id}", region, name=name
+        await commit_change(
+            request, session, staff.account, "group.delete", f"group:{group_id}", region, name=name
         )
-        await session.commit()
     return web.Response(status=204)
 
 
 @document(**body_spec({"devices": IDS}))
 async def add_members(request: web.Request) -> web.Response:
     """Add speaker boxes to a group; each must lie within the group's region."""
-    account = await require_account(request)
+    await require_account(request)  # 401 before any body check
     group_id = path_int(request)
     data = await json_body(request, ("devices",), ("devices",))
     devices = _device_ids(data)
     tz = request.app[SETTINGS].timezone
     async with request.app[SESSIONMAKER]() as session:
-        group = await _managed_group(session, account, group_id)
-        await store.add_group_members(session, group, devices)
-        store.audit(
+        staff = await staff_of(request, session)
+        group = await _managed_group(session, staff, group_id)
+        await store.add_group_members(session, group, devices, staff.visible)
+        await commit_change(
+            request,
             session,
-            store.actor_of(account),
+            staff.account,
             "group.members.add",
             f"group:{group_id}",
             group.region_code,
             devices=devices,
         )
-        await session.commit()
         body = await _group_json(session, group, tz)
     return web.json_response(body, dumps=_dumps)
 
 
 async def remove_member(request: web.Request) -> web.Response:
     """Take a speaker box out of a group."""
-    account = await require_account(request)
     group_id = path_int(request)
     device_id = path_int(request, "device_id")
     async with request.app[SESSIONMAKER]() as session:
-        group = await _managed_group(session, account, group_id)
+        staff = await staff_of(request, session)
+        group = await _managed_group(session, staff, group_id)
         await store.remove_group_member(session, group, device_id)
-        store.audit(
+        await commit_change(
+            request,
             session,
-            store.actor_of(account),
+            staff.account,
             "group.members.remove",
             f"group:{group_id}",
             group.region_code,
             device=device_id,
         )
-        await session.commit()
     return web.Response(status=204)
 
 

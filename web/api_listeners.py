@@ -13,14 +13,15 @@ from aiohttp import web
 
 from devices import policy, store
 from devices.errors import BadToken, InvalidField, NotPermitted
-from devices.models import Account, Listener
-from devices.targets import RegionTree
+from devices.models import Listener
 
-from .auth import require_account, stream_token
-from .keys import EVENTS, SESSIONMAKER, SETTINGS
+from .auth import require_account, stream_token, token_client
+from .changes import Event, commit_change, staff_of
+from .keys import SESSIONMAKER, SETTINGS
 from .openapi import document
 from .openapi import json_body as body_spec
 from .ratelimit import REGISTRATION_LIMITER, RateLimiter
+from .stream_clients import cut_client
 from .validation import (
     bool_field,
     iso_time,
@@ -75,77 +76,71 @@ async def register(request: web.Request) -> web.Response:
     tz = request.app[SETTINGS].timezone
     async with request.app[SESSIONMAKER]() as session:
         listener, token = await store.create_listener(session, village, nickname, True)
-        store.audit(
+        await commit_change(
+            request,
             session,
             "resident",
             "listener.register",
             f"listener:{listener.id}",
             village,
+            event=Event(
+                "listener.registered",
+                {"listener_id": listener.id, "village": village, "status": listener.status},
+            ),
             nickname=nickname,
             status=listener.status,
         )
-        await session.commit()
     limiter.hit(key)
-    request.app[EVENTS].publish(
-        "listener.registered", listener_id=listener.id, village=village, status=listener.status
-    )
     body = {**listener_json(listener, tz), "token": token}
     return web.json_response(body, status=201, dumps=_dumps)
 
 
-async def me(request: web.Request) -> web.Response:
-    """Your own registration (listener token): id, village, nickname and status."""
+async def _own_registration(request: web.Request) -> Listener:
+    """The listener of the request's token, pending or active (401 otherwise)."""
     token = stream_token(request)
     if token is None:
         raise BadToken("send your listener token (Authorization: Bearer or ?token=)")
-    async with request.app[SESSIONMAKER]() as session:
-        listener = await store.listener_by_token(session, token)
-    if listener is None or listener.status == "revoked":
-        raise BadToken("unknown or revoked listener token")
+    listener = await token_client(request, token, {"listener"}, pending_ok=True)
+    assert isinstance(listener, Listener)
+    return listener
+
+
+async def me(request: web.Request) -> web.Response:
+    """Your own registration (listener token): id, village, nickname and status."""
+    listener = await _own_registration(request)
     return web.json_response(listener_json(listener, request.app[SETTINGS].timezone), dumps=_dumps)
 
 
 async def unregister_me(request: web.Request) -> web.Response:
     """Withdraw your own registration (listener token): the token stops working."""
-    token = stream_token(request)
-    if token is None:
-        raise BadToken("send your listener token (Authorization: Bearer or ?token=)")
+    own = await _own_registration(request)
     async with request.app[SESSIONMAKER]() as session:
-        listener = await store.listener_by_token(session, token)
-        if listener is None or listener.status == "revoked":
-            raise BadToken("unknown or revoked listener token")
+        listener = await store.get_listener(session, own.id)
         store.revoke_listener(listener)
-        store.audit(
+        await commit_change(
+            request,
             session,
             "resident",
             "listener.withdraw",
             f"listener:{listener.id}",
             listener.village_code,
         )
-        await session.commit()
+    await cut_client(request.app, "listener", listener.id)
     return web.Response(status=204)
-
-
-def _villages_of(account: Account, tree: RegionTree) -> list[str] | None:
-    if account.role == "admin":
-        return None
-    return sorted(
-        c for c in policy.visible_regions(account, tree) if tree.nodes[c].kind == "village"
-    )
 
 
 async def list_listeners(request: web.Request) -> web.Response:
     """Registered residents the account may see (``?village=``, ``?status=``), newest first."""
-    account = await require_account(request)
+    await require_account(request)
     status = query_choice(request, "status", STATUSES)
     limit, offset = page_params(request, default_limit=100)
     tz = request.app[SETTINGS].timezone
     async with request.app[SESSIONMAKER]() as session:
-        tree = await store.load_tree(session)
-        villages = _villages_of(account, tree)
+        staff = await staff_of(request, session)
+        villages = None if staff.visible.villages is None else sorted(staff.visible.villages)
         if village := request.query.get("village"):
-            node = tree.village(village)
-            if not policy.can_approve_listeners(account, node):
+            node = staff.tree.village(village)
+            if not policy.can_approve_listeners(staff.account, node):
                 raise NotPermitted(f"your account may not see the listeners of {village}")
             villages = [village]
         rows, total = await store.list_listeners(session, villages, status, limit, offset)
@@ -155,31 +150,31 @@ async def list_listeners(request: web.Request) -> web.Response:
 
 
 async def _change(request: web.Request, action: str) -> Listener:
-    account = await require_account(request)
     listener_id = path_int(request)
     async with request.app[SESSIONMAKER]() as session:
-        listener = await store.get_listener(session, listener_id)
-        tree = await store.load_tree(session)
-        if not policy.can_approve_listeners(account, tree.node(listener.village_code)):
+        staff = await staff_of(request, session)
+        listener = await store.get_listener(session, listener_id, staff.visible)
+        if not policy.can_approve_listeners(staff.account, staff.tree.node(listener.village_code)):
             raise NotPermitted("your account may not manage the listeners of this village")
         if action == "approve":
             store.approve_listener(listener)
         else:
             store.revoke_listener(listener)
-        store.audit(
+        await commit_change(
+            request,
             session,
-            store.actor_of(account),
+            staff.account,
             f"listener.{action}",
             f"listener:{listener.id}",
             listener.village_code,
+            event=Event(
+                "listener.approved" if action == "approve" else "listener.revoked",
+                {"listener_id": listener.id, "village": listener.village_code},
+            ),
             nickname=listener.nickname,
         )
-        await session.commit()
-    request.app[EVENTS].publish(
-        f"listener.{action}d" if action == "approve" else "listener.revoked",
-        listener_id=listener.id,
-        village=listener.village_code,
-    )
+    if action == "revoke":
+        await cut_client(request.app, "listener", listener.id)
     return listener
 
 

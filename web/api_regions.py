@@ -6,14 +6,14 @@ import json
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
 
 from devices import policy, store
 from devices.errors import NotPermitted
 from devices.models import Region
 
 from .auth import require_account
-from .keys import EVENTS, SESSIONMAKER
+from .changes import Event, commit_change
+from .keys import SESSIONMAKER
 from .openapi import document
 from .openapi import json_body as body_spec
 from .validation import json_body
@@ -42,9 +42,9 @@ def region_json(region: Region) -> dict[str, Any]:
 async def regions(request: web.Request) -> web.Response:
     """The region tree: county → districts → villages, with names and village settings."""
     async with request.app[SESSIONMAKER]() as session:
-        rows = (await session.scalars(select(Region))).all()
+        rows = await store.list_regions(session)
     by_parent: dict[str | None, list[Region]] = {}
-    for row in sorted(rows, key=lambda r: (r.position, r.code)):
+    for row in rows:
         by_parent.setdefault(row.parent_code, []).append(row)
 
     def nest(region: Region) -> dict[str, Any]:
@@ -68,14 +68,8 @@ async def region_detail(request: web.Request) -> web.Response:
     code = request.match_info["code"]
     async with request.app[SESSIONMAKER]() as session:
         region = await store.get_region(session, code)
-        children = (
-            await session.scalars(
-                select(Region.code)
-                .where(Region.parent_code == code)
-                .order_by(Region.position, Region.code)
-            )
-        ).all()
-    return web.json_response({**region_json(region), "children": list(children)}, dumps=_dumps)
+        children = await store.child_codes(session, code)
+    return web.json_response({**region_json(region), "children": children}, dumps=_dumps)
 
 
 @document(
@@ -101,11 +95,16 @@ async def update_region(request: web.Request) -> web.Response:
         region = await store.update_village_settings(session, code, data)
         after = region_json(region)
         changed = {k: after[k] for k in SETTINGS_FIELDS if before.get(k) != after.get(k)}
-        store.audit(
-            session, store.actor_of(account), "region.update", f"region:{code}", code, **changed
+        await commit_change(
+            request,
+            session,
+            account,
+            "region.update",
+            f"region:{code}",
+            code,
+            event=Event("region.updated", {"village": code, "changes": changed}),
+            **changed,
         )
-        await session.commit()
-    request.app[EVENTS].publish("region.updated", village=code, changes=changed)
     return web.json_response(after, dumps=_dumps)
 
 

@@ -1,15 +1,41 @@
-"""Who is calling: staff (session cookie + CSRF, or bearer API token), speaker boxes, listeners."""
+"""Who is calling: staff (session cookie + CSRF, or bearer API token), speaker boxes, listeners.
+
+Every token goes through ``devices.store.client_by_token``; authentication only reads. An API
+token's ``last_used_at`` is refreshed at most once a minute, in its own transaction, and a failed
+write (a full disk, a read-only database) is logged, never the request's failure.
+"""
 
 from __future__ import annotations
+
+import logging
+import time
+import weakref
+from collections.abc import Collection
+from datetime import UTC, datetime
 
 from aiohttp import web
 
 from devices import store
-from devices.errors import BadToken, ForbiddenError
+from devices.errors import BadToken, ForbiddenError, PendingApproval
 from devices.models import Account, Device, Listener
 from devices.tokens import tokens_equal
 
 from .keys import SESSIONMAKER
+
+__all__ = [
+    "CSRF_HEADER",
+    "SESSION_COOKIE",
+    "CsrfFailed",
+    "PendingApproval",
+    "bearer_token",
+    "current_account",
+    "require_account",
+    "stream_client",
+    "stream_token",
+    "token_client",
+]
+
+log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "vc_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -25,12 +51,6 @@ class CsrfFailed(ForbiddenError):
     title_ko = "보안 토큰(CSRF)이 없거나 올바르지 않습니다"
 
 
-class PendingApproval(ForbiddenError):
-    """This registration waits for the village head's approval."""
-
-    title_ko = "이장님의 승인을 기다리고 있습니다"
-
-
 def bearer_token(request: web.Request) -> str | None:
     """The token of an ``Authorization: Bearer`` header."""
     header = request.headers.get("Authorization", "")
@@ -40,28 +60,70 @@ def bearer_token(request: web.Request) -> str | None:
     return None
 
 
+def stream_token(request: web.Request) -> str | None:
+    """A device or listener token from ``Authorization: Bearer`` or ``?token=``."""
+    return bearer_token(request) or request.query.get("token") or None
+
+
+async def token_client(
+    request: web.Request,
+    token: str,
+    kinds: Collection[str] = store.ALL_KINDS,
+    *,
+    pending_ok: bool = False,
+) -> store.Client:
+    """The client holding ``token`` (401/403 otherwise); notes an API token's use, best effort."""
+    now = datetime.now(UTC)
+    async with request.app[SESSIONMAKER]() as session:
+        found = await store.client_by_token(session, token, kinds, now, pending_ok=pending_ok)
+    if found.api_token_id is not None:
+        await _note_use(request, found.api_token_id, now)
+    return found.client
+
+
+# token id → when writing its use last failed (monotonic), per app: a full disk is not asked
+# again at every request (a successful write throttles itself through ``last_used_at``)
+_FAILED: weakref.WeakKeyDictionary[web.Application, dict[int, float]] = weakref.WeakKeyDictionary()
+
+
+async def _note_use(request: web.Request, api_token_id: int, now: datetime) -> None:
+    failed = _FAILED.setdefault(request.app, {})
+    since = failed.get(api_token_id)
+    if since is not None and time.monotonic() - since < store.TOKEN_USE_INTERVAL.total_seconds():
+        return
+    try:
+        async with request.app[SESSIONMAKER]() as session:
+            await store.note_api_token_use(session, api_token_id, now)
+            await session.commit()
+    except Exception as exc:  # a read never depends on a write
+        if len(failed) > 10_000:
+            failed.clear()
+        failed[api_token_id] = time.monotonic()
+        log.warning("could not record the use of API token %s: %s", api_token_id, exc)
+    else:
+        failed.pop(api_token_id, None)
+
+
 async def current_account(request: web.Request) -> Account | None:
     """The staff account of this request, if any (cookie sessions are CSRF-checked)."""
     if _ACCOUNT in request:
         return request[_ACCOUNT]
     account: Account | None = None
-    async with request.app[SESSIONMAKER]() as session:
-        token = bearer_token(request)
-        if token is not None:
-            account = await store.account_by_api_token(session, token)
-            await session.commit()
-            if account is None:
-                raise BadToken("unknown or revoked API token")
-        elif cookie := request.cookies.get(SESSION_COOKIE):
+    token = bearer_token(request)
+    if token is not None:
+        client = await token_client(request, token, {"api"})
+        assert isinstance(client, Account)
+        account = client
+    elif cookie := request.cookies.get(SESSION_COOKIE):
+        async with request.app[SESSIONMAKER]() as session:
             login = await store.login_of(session, cookie)
-            if login is not None:
-                candidate = await session.get(Account, login.account_id)
-                if candidate is not None and not candidate.disabled:
-                    if request.method not in SAFE_METHODS and not tokens_equal(
-                        request.headers.get(CSRF_HEADER, ""), login.csrf_token
-                    ):
-                        raise CsrfFailed(f"send the {CSRF_HEADER} header from the login response")
-                    account = candidate
+            candidate = await session.get(Account, login.account_id) if login else None
+        if login is not None and candidate is not None and not candidate.disabled:
+            if request.method not in SAFE_METHODS and not tokens_equal(
+                request.headers.get(CSRF_HEADER, ""), login.csrf_token
+            ):
+                raise CsrfFailed(f"send the {CSRF_HEADER} header from the login response")
+            account = candidate
     request[_ACCOUNT] = account
     return account
 
@@ -74,11 +136,6 @@ async def require_account(request: web.Request) -> Account:
     return account
 
 
-def stream_token(request: web.Request) -> str | None:
-    """A device or listener token from ``Authorization: Bearer`` or ``?token=``."""
-    return bearer_token(request) or request.query.get("token") or None
-
-
 async def stream_client(request: web.Request) -> Device | Listener:
     """The speaker box or active listener holding this request's token (401/403 otherwise)."""
     if _STREAM_CLIENT in request:
@@ -86,14 +143,7 @@ async def stream_client(request: web.Request) -> Device | Listener:
     token = stream_token(request)
     if token is None:
         raise BadToken("send the device or listener token (Authorization: Bearer or ?token=)")
-    async with request.app[SESSIONMAKER]() as session:
-        client: Device | Listener | None = await store.device_by_token(session, token)
-        if client is None:
-            listener = await store.listener_by_token(session, token)
-            if listener is None or listener.status == "revoked":
-                raise BadToken("unknown or revoked token")
-            if listener.status != "active":
-                raise PendingApproval("the village head has not approved this registration yet")
-            client = listener
+    client = await token_client(request, token, store.STREAM_KINDS)
+    assert isinstance(client, Device | Listener)
     request[_STREAM_CLIENT] = client
     return client

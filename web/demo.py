@@ -5,11 +5,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from devices import store
-from devices.models import Account, Device, Region
 
 DEMO_USERS = (
     ("admin", "admin", "48820"),
@@ -30,19 +28,18 @@ async def load_demo(session: AsyncSession) -> DemoCredentials:
     """Load the region tree and create the demo accounts and speakers that do not exist yet."""
     out = DemoCredentials()
     await store.import_regions_file(session, store.DEMO_REGIONS)
+    taken = {a.username for a in await store.list_accounts(session)}
     for username, role, region in DEMO_USERS:
-        if await session.scalar(select(Account).where(Account.username == username)):
+        if username in taken:
             continue
         password = secrets.token_urlsafe(9)
         await store.create_account(session, username, password, role, region)
         out.users.append((username, role, password))
-    if not await session.scalar(select(func.count()).select_from(Device)):
-        districts = (await session.scalars(select(Region).where(Region.kind == "district"))).all()
-        for district in sorted(districts, key=lambda r: r.position):
-            first = await session.scalar(
-                select(Region)
-                .where(Region.parent_code == district.code, Region.kind == "village")
-                .order_by(Region.position)
+    if not await store.has_devices(session):
+        regions = await store.list_regions(session)
+        for district in (r for r in regions if r.kind == "district"):
+            first = next(
+                (r for r in regions if r.parent_code == district.code and r.kind == "village"), None
             )
             if first is None:
                 continue

@@ -10,15 +10,14 @@ import asyncio
 import contextlib
 import logging
 import socket
-import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 from aiohttp import web
-from sqlalchemy import update
 
 from devices import store
-from devices.models import Device, Listener, Region
+from devices.errors import UnknownRegion
+from devices.models import Device, Listener
 from streaming.errors import WrongVillage
 from streaming.hls import with_token
 from streaming.hls_stream import HlsStreams
@@ -26,8 +25,10 @@ from streaming.hub import ChannelHub
 from streaming.icy import DEFAULT_METAINT
 from streaming.ogg_stream import OggStreams
 
-from .auth import stream_client, stream_token
+from . import stream_clients
+from .auth import stream_token
 from .keys import EVENTS, SESSIONMAKER, SETTINGS
+from .stream_clients import OPEN_STREAMS, cached_client
 from .system import METRICS
 
 __all__ = ["HLS", "HUB", "OGG", "setup"]
@@ -40,13 +41,6 @@ OGG = web.AppKey("ogg_streams", OggStreams)
 HLS = web.AppKey("hls_streams", HlsStreams)
 _RUNNER = web.AppKey("hub_runner", asyncio.Task[None])
 _REAPER = web.AppKey("hls_reaper", asyncio.Task[None])
-_CLIENTS = web.AppKey("stream_clients", dict[str, tuple[float, Device | Listener]])
-_INFLIGHT = web.AppKey("stream_client_lookups", dict[str, "asyncio.Future[Device | Listener]"])
-
-# A stream token, once checked, is trusted this long without another database query, so that a
-# crowd reconnecting at once costs no query each (a revoked token can open streams this long).
-CLIENT_CACHE_S = 5.0
-CLIENT_CACHE_SIZE = 20_000
 
 # Kernel send buffer of a stream socket (Linux doubles it): ~2 s of 64 kbps audio, so that a
 # stalled client's backlog shows up in the transport soon and is bounded by listener_backlog_s.
@@ -57,27 +51,6 @@ class RawStreamResponse(web.StreamResponse):
     """An endless body without chunked framing or length, as Icecast sends it; ends on close."""
 
     _length_check = False
-
-
-async def _client(request: web.Request) -> Device | Listener:
-    """The device or listener of the request's token, from a short-lived cache when possible."""
-    token = stream_token(request)
-    if token is None:
-        return await stream_client(request)
-    cache = request.app[_CLIENTS]
-    if (hit := cache.get(token)) is not None and hit[0] > time.monotonic():
-        return hit[1]
-    # a crowd with one token arriving at once waits for one query, not one query each
-    inflight = request.app[_INFLIGHT]
-    pending = inflight.get(token)
-    if pending is None:
-        pending = inflight[token] = asyncio.ensure_future(stream_client(request))
-        pending.add_done_callback(lambda _: inflight.pop(token, None))
-    client = await asyncio.shield(pending)
-    if len(cache) >= CLIENT_CACHE_SIZE:
-        cache.clear()
-    cache[token] = (time.monotonic() + CLIENT_CACHE_S, client)
-    return client
 
 
 async def _village_of(request: web.Request, client: Device | Listener) -> str:
@@ -105,8 +78,11 @@ async def _names(request: web.Request, village: str) -> tuple[str, str]:
 
 async def _query_names(app: web.Application, village: str) -> tuple[str, str]:
     async with app[SESSIONMAKER]() as session:
-        region = await session.get(Region, village)
-    return (region.name_ko, region.name_en) if region else (village, village)
+        try:
+            region = await store.get_region(session, village)
+        except UnknownRegion:
+            return village, village
+    return region.name_ko, region.name_en
 
 
 def _tune(transport: asyncio.BaseTransport) -> None:
@@ -138,7 +114,7 @@ async def _presence(request: web.Request, device: Device, online: bool) -> None:
 
 async def live_mp3(request: web.Request) -> web.StreamResponse:
     """The village channel as a continuous Icecast-compatible MP3 stream."""
-    client = await _client(request)
+    client = await cached_client(request)
     village = await _village_of(request, client)
     name_ko, name_en = await _names(request, village)
     want_meta = request.headers.get("Icy-MetaData", "").strip() == "1"
@@ -167,11 +143,13 @@ async def live_mp3(request: web.Request) -> web.StreamResponse:
         metaint=DEFAULT_METAINT if want_meta else None,
         on_close=closed,
     )
+    unregister = request.app[OPEN_STREAMS].add(client, closed)
     try:
         if device is not None:
             await _presence(request, device, True)
         await done
     finally:
+        unregister()
         hub.detach(village, conn, "handler ended")
         if device is not None and device.id not in hub.connected_devices(village):
             await asyncio.shield(_presence(request, device, False))
@@ -208,7 +186,7 @@ async def _open_raw(
 
 async def live_ogg(request: web.Request) -> web.StreamResponse:
     """The village channel as Ogg/Opus (one encoder per channel while anyone listens)."""
-    client = await _client(request)
+    client = await cached_client(request)
     village = await _village_of(request, client)
     name_ko, name_en = await _names(request, village)
     headers = {
@@ -223,16 +201,18 @@ async def live_ogg(request: web.Request) -> web.StreamResponse:
     oggs = request.app[OGG]
     listener_id = client.id if isinstance(client, Listener) else None
     conn = await oggs.attach(village, transport, closed, listener_id)  # type: ignore[arg-type]
+    unregister = request.app[OPEN_STREAMS].add(client, closed)
     try:
         await done
     finally:
+        unregister()
         await asyncio.shield(oggs.detach(village, conn))
     return response
 
 
 async def hls_playlist(request: web.Request) -> web.Response:
     """The live HLS playlist of a village (segment URIs carry the token)."""
-    client = await _client(request)
+    client = await cached_client(request)
     village = await _village_of(request, client)
     text = await request.app[HLS].playlist(village)
     return web.Response(
@@ -244,7 +224,7 @@ async def hls_playlist(request: web.Request) -> web.Response:
 
 async def hls_segment(request: web.Request) -> web.FileResponse:
     """One HLS segment (MPEG-TS, AAC)."""
-    client = await _client(request)
+    client = await cached_client(request)
     village = await _village_of(request, client)
     path = request.app[HLS].segment(village, request.match_info["segment"])
     if isinstance(client, Listener):
@@ -256,7 +236,7 @@ async def hls_segment(request: web.Request) -> web.FileResponse:
 
 async def live_m3u(request: web.Request) -> web.Response:
     """A playlist file that opens the village's MP3 stream in any player."""
-    client = await _client(request)
+    client = await cached_client(request)
     village = await _village_of(request, client)
     name_ko, _ = await _names(request, village)
     base = request.app[SETTINGS].public_url.rstrip("/") or str(request.url.origin())
@@ -269,7 +249,7 @@ async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
     hub = app[HUB]
     # no stream is connected yet: whatever the database says after a crash is stale
     async with app[SESSIONMAKER]() as session:
-        await session.execute(update(Device).where(Device.online.is_(True)).values(online=False))
+        await store.mark_all_offline(session)
         await session.commit()
     app[_RUNNER] = asyncio.create_task(hub.run(), name="channel-hub")
     app[_REAPER] = asyncio.create_task(app[HLS].run(), name="hls-reaper")
@@ -296,8 +276,7 @@ def setup(app: web.Application) -> None:
     app[OGG] = OggStreams(hub, settings.listener_backlog_s)
     app[HLS] = HlsStreams(hub, settings.data_dir / "hls", settings.hls_segment_s)
     app[_REGIONS] = {}
-    app[_CLIENTS] = {}
-    app[_INFLIGHT] = {}
+    stream_clients.setup(app)
     app.cleanup_ctx.append(_hub_ctx)
     app.on_shutdown.append(_close_streams)
     metrics = app[METRICS]

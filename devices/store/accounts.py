@@ -19,6 +19,7 @@ from ..orm import utcnow
 from ..tokens import hash_password, hash_token, new_token, verify_password
 from ..village_settings import valid_username
 from .audit import Issued
+from .clients import client_by_token
 from .regions import get_region
 
 __all__ = [
@@ -139,19 +140,13 @@ async def disable_account(session: AsyncSession, account: Account) -> None:
 
 
 async def account_by_api_token(session: AsyncSession, token: str) -> Account | None:
-    """The enabled account owning this unrevoked API token; marks the token used."""
-    row = await session.scalar(
-        select(ApiToken).where(
-            ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None)
-        )
-    )
-    if row is None:
+    """The enabled account owning this unrevoked API token (reads only; see ``clients``)."""
+    try:
+        found = await client_by_token(session, token, {"api"})
+    except errors.BadToken:
         return None
-    account = await session.get(Account, row.account_id)
-    if account is None or account.disabled:
-        return None
-    row.last_used_at = utcnow()
-    return account
+    assert isinstance(found.client, Account)
+    return found.client
 
 
 async def create_api_token(session: AsyncSession, account: Account, name: str) -> Issued:

@@ -13,6 +13,7 @@ from ..models import (
     Listener,
 )
 from ..orm import utcnow
+from ..policy import Visibility
 from ..tokens import hash_token, new_token
 from .regions import get_village
 
@@ -23,6 +24,7 @@ __all__ = [
     "list_listeners",
     "listener_by_token",
     "listeners_of",
+    "resident_counts",
     "revoke_listener",
 ]
 
@@ -62,6 +64,16 @@ async def listeners_of(session: AsyncSession, village: str) -> list[Listener]:
     return list(rows.all())
 
 
+async def resident_counts(session: AsyncSession) -> dict[str, int]:
+    """Active listeners by village."""
+    rows = await session.execute(
+        select(Listener.village_code, func.count())
+        .where(Listener.status == "active")
+        .group_by(Listener.village_code)
+    )
+    return {village: int(n) for village, n in rows.all()}
+
+
 async def list_listeners(
     session: AsyncSession,
     villages: Iterable[str] | None,
@@ -82,10 +94,12 @@ async def list_listeners(
     return list(rows.all()), int(total)
 
 
-async def get_listener(session: AsyncSession, listener_id: int) -> Listener:
-    """The listener with this id, or :class:`errors.UnknownListener`."""
+async def get_listener(
+    session: AsyncSession, listener_id: int, visible: Visibility | None = None
+) -> Listener:
+    """The listener with this id, or :class:`errors.UnknownListener` (also when invisible)."""
     listener = await session.get(Listener, listener_id)
-    if listener is None:
+    if listener is None or (visible is not None and not visible.sees_region(listener.village_code)):
         raise errors.UnknownListener(f"no listener {listener_id}")
     return listener
 

@@ -20,10 +20,12 @@ from ..village_settings import normalize_tags, parse_quiet_hours
 
 __all__ = [
     "DEMO_REGIONS",
+    "child_codes",
     "get_region",
     "get_village",
     "import_regions",
     "import_regions_file",
+    "list_regions",
     "load_tree",
     "update_village_settings",
 ]
@@ -116,6 +118,20 @@ async def get_village(session: AsyncSession, code: str) -> Region:
     if region is None or region.kind != "village":
         raise errors.UnknownRegion(f"unknown village code: {code!r}")
     return region
+
+
+async def list_regions(session: AsyncSession) -> list[Region]:
+    """Every region node, in the tree's order (position, then code)."""
+    rows = await session.scalars(select(Region).order_by(Region.position, Region.code))
+    return list(rows.all())
+
+
+async def child_codes(session: AsyncSession, code: str) -> list[str]:
+    """The codes of a region's children, in order."""
+    rows = await session.scalars(
+        select(Region.code).where(Region.parent_code == code).order_by(Region.position, Region.code)
+    )
+    return list(rows.all())
 
 
 async def load_tree(session: AsyncSession) -> RegionTree:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .. import errors
@@ -15,6 +15,7 @@ from ..models import (
     DeviceGroupMember,
 )
 from ..orm import utcnow
+from ..policy import Visibility
 from ..targets import Resolution, Targets, resolve_targets
 from ..tokens import hash_token, new_token
 from .audit import Issued
@@ -31,12 +32,16 @@ __all__ = [
     "get_group",
     "group_members",
     "group_regions",
+    "has_devices",
     "list_devices",
+    "list_groups",
+    "mark_all_offline",
     "members_of",
     "remove_group_member",
     "resolve",
     "revoke_device",
     "set_presence",
+    "speaker_counts",
 ]
 
 
@@ -84,10 +89,17 @@ async def list_devices(
     return list((await session.scalars(query)).all())
 
 
-async def get_device(session: AsyncSession, device_id: int) -> Device:
-    """The unrevoked speaker box with this id, or :class:`errors.UnknownDevice`."""
+async def get_device(
+    session: AsyncSession, device_id: int, visible: Visibility | None = None
+) -> Device:
+    """The unrevoked speaker box with this id, or :class:`errors.UnknownDevice` (also when it is
+    outside what ``visible`` sees: an invisible box answers exactly like a missing one)."""
     device = await session.get(Device, device_id)
-    if device is None or device.revoked_at is not None:
+    if (
+        device is None
+        or device.revoked_at is not None
+        or (visible is not None and not visible.sees_region(device.village_code))
+    ):
         raise errors.UnknownDevice(f"no speaker box {device_id}")
     return device
 
@@ -96,6 +108,26 @@ def revoke_device(device: Device) -> None:
     """Revoke a speaker box's token: it can no longer connect."""
     device.revoked_at = utcnow()
     device.online = False
+
+
+async def speaker_counts(session: AsyncSession) -> dict[tuple[str, bool], int]:
+    """Unrevoked speaker boxes by (village, online)."""
+    rows = await session.execute(
+        select(Device.village_code, Device.online, func.count())
+        .where(Device.revoked_at.is_(None))
+        .group_by(Device.village_code, Device.online)
+    )
+    return {(village, bool(online)): int(n) for village, online, n in rows.all()}
+
+
+async def mark_all_offline(session: AsyncSession) -> None:
+    """Mark every box offline (at start: no stream is connected yet, the rest is stale)."""
+    await session.execute(update(Device).where(Device.online.is_(True)).values(online=False))
+
+
+async def has_devices(session: AsyncSession) -> bool:
+    """Whether any speaker box was ever registered."""
+    return await session.scalar(select(Device.id).limit(1)) is not None
 
 
 async def devices_by_village(
@@ -112,7 +144,11 @@ async def devices_by_village(
 
 
 async def create_group(
-    session: AsyncSession, name: str, region_code: str, device_ids: Iterable[int] = ()
+    session: AsyncSession,
+    name: str,
+    region_code: str,
+    device_ids: Iterable[int] = (),
+    visible: Visibility | None = None,
 ) -> DeviceGroup:
     """A named set of speaker boxes within one region."""
     await get_region(session, region_code)
@@ -121,16 +157,28 @@ async def create_group(
     group = DeviceGroup(name=name, region_code=region_code)
     session.add(group)
     await session.flush()
-    await add_group_members(session, group, device_ids)
+    await add_group_members(session, group, device_ids, visible)
     return group
 
 
-async def get_group(session: AsyncSession, group_id: int) -> DeviceGroup:
-    """The device group with this id, or :class:`errors.NoSuchGroup`."""
+async def get_group(
+    session: AsyncSession, group_id: int, visible: Visibility | None = None
+) -> DeviceGroup:
+    """The device group with this id, or :class:`errors.NoSuchGroup` (also when invisible)."""
     group = await session.get(DeviceGroup, group_id)
-    if group is None:
+    if group is None or (visible is not None and not visible.sees_region(group.region_code)):
         raise errors.NoSuchGroup(f"no device group {group_id}")
     return group
+
+
+async def list_groups(
+    session: AsyncSession, visible: Visibility | None = None
+) -> list[DeviceGroup]:
+    """Device groups (of the regions ``visible`` sees), by id."""
+    query = select(DeviceGroup).order_by(DeviceGroup.id)
+    if visible is not None and visible.regions is not None:
+        query = query.where(DeviceGroup.region_code.in_(sorted(visible.regions)))
+    return list((await session.scalars(query)).all())
 
 
 async def members_of(session: AsyncSession, group_id: int) -> list[int]:
@@ -145,16 +193,19 @@ async def members_of(session: AsyncSession, group_id: int) -> list[int]:
 
 
 async def add_group_members(
-    session: AsyncSession, group: DeviceGroup, device_ids: Iterable[int]
+    session: AsyncSession,
+    group: DeviceGroup,
+    device_ids: Iterable[int],
+    visible: Visibility | None = None,
 ) -> None:
-    """Add speakers to a group; each must exist and lie within the group's region."""
+    """Add speakers to a group; each must exist (and be visible) and lie within its region."""
     wanted = sorted(set(device_ids))
     if not wanted:
         return
     tree = await load_tree(session)
     present = set(await members_of(session, group.id))
     for device_id in wanted:
-        device = await get_device(session, device_id)
+        device = await get_device(session, device_id, visible)
         if not tree.is_within(device.village_code, group.region_code):
             raise errors.InvalidField(
                 f"speaker box {device_id} is outside the group's region", field="devices"

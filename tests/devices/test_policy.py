@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from devices import policy
-from devices.errors import NotPermitted, UnknownRegion
+from devices.errors import NotPermitted, UnknownGroup, UnknownRegion
 from devices.targets import RegionNode, RegionTree, Targets
 
 
@@ -109,7 +109,10 @@ def test_check_targets_refuses_the_first_place_out_of_reach() -> None:
 def test_check_targets_judges_groups_by_their_region() -> None:
     regions = {1: "D1", 2: "C"}
     policy.check_targets(OFFICER, Targets(groups=(1,)), TREE, regions)
-    with pytest.raises(NotPermitted):
-        policy.check_targets(OFFICER, Targets(groups=(2,)), TREE, regions)
-    with pytest.raises(NotPermitted):
-        policy.check_targets(HEAD, Targets(groups=(1,)), TREE, regions)
+    # a group outside the account's reach answers exactly like a missing one
+    missing = pytest.raises(UnknownGroup, match="unknown device group: 3")
+    with missing:
+        policy.check_targets(OFFICER, Targets(groups=(3,)), TREE, regions)
+    for account, gid in ((OFFICER, 2), (HEAD, 1)):
+        with pytest.raises(UnknownGroup, match=f"unknown device group: {gid}$"):
+            policy.check_targets(account, Targets(groups=(gid,)), TREE, regions)

@@ -16,6 +16,7 @@ from mutagen.oggopus import OggOpus
 from devices import store as dstore
 from tests.audio import ffprobe, integrated_lufs
 from tests.recordings import conftest as audio_fixtures
+from tests.web.replay_helpers import played
 from web.api_announcements import INGEST
 from web.keys import SESSIONMAKER
 
@@ -292,6 +293,8 @@ async def test_replay_supports_range_etag_and_counts_listeners(
         )
         await session.commit()
     url = f"/media/announcements/{body['id']}.mp3"
+    assert (await client.get(url, params={"token": token})).status == 404  # not broadcast there
+    await played(client.app, body["id"], "goseong-eup-seongnae-ri")
     resp = await client.get(url, params={"token": token})
     assert resp.status == 200
     assert resp.headers["Content-Type"] == "audio/mpeg"

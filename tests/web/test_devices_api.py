@@ -102,8 +102,9 @@ async def test_each_role_manages_only_its_own_region(
     assert villages(await only.json()) == {NEIGHBOUR}
     assert (await client.get(f"/api/v1/devices?village={far}", headers=officer)).status == 403
     assert (await client.get("/api/v1/devices?village=nowhere", headers=officer)).status == 404
-    assert (await client.get(f"/api/v1/devices/{far_box['id']}", headers=officer)).status == 403
-    assert (await client.delete(f"/api/v1/devices/{far_box['id']}", headers=head)).status == 403
+    # a box outside the account's region answers exactly like a missing one
+    assert (await client.get(f"/api/v1/devices/{far_box['id']}", headers=officer)).status == 404
+    assert (await client.delete(f"/api/v1/devices/{far_box['id']}", headers=head)).status == 404
     assert (await client.get("/api/v1/devices")).status == 401
 
 
@@ -136,7 +137,13 @@ async def test_groups_hold_speakers_of_their_region_and_resolve_to_villages(
         json={"name": "mixed", "region": "goseong-eup", "devices": [a, c]},
         headers=officer,
     )
-    assert bad.status == 422
+    assert bad.status == 404  # c lies outside the officer's district: as if it did not exist
+    inside = await client.post(
+        "/api/v1/groups",
+        json={"name": "mixed", "region": VILLAGE, "devices": [a, b]},
+        headers=officer,
+    )
+    assert inside.status == 422  # b is visible, but outside the group's village
     assert (
         await client.post(
             "/api/v1/groups", json={"name": "all", "region": "48820"}, headers=officer
@@ -175,7 +182,7 @@ async def test_groups_hold_speakers_of_their_region_and_resolve_to_villages(
     assert [g["name"] for g in listed["items"]] == ["회관"]
     head_far = await make_staff("village", far)
     assert (await (await client.get("/api/v1/groups", headers=head_far)).json())["items"] == []
-    assert (await client.delete(f"/api/v1/groups/{group['id']}", headers=head_far)).status == 403
+    assert (await client.delete(f"/api/v1/groups/{group['id']}", headers=head_far)).status == 404
     assert (await client.delete(f"/api/v1/groups/{group['id']}", headers=officer)).status == 204
     assert (await client.get(f"/api/v1/groups/{group['id']}", headers=officer)).status == 404
     async with client.app[SESSIONMAKER]() as session:

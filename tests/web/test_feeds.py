@@ -2,39 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 from xml.etree import ElementTree
 
 import pytest
 
-from broadcast.models import Broadcast, Occurrence
 from tests.broadcast.support import add_listener, ready_announcement
-from web.keys import SESSIONMAKER
+from tests.web.replay_helpers import played
 
 pytestmark = pytest.mark.ffmpeg
 
 SEONGNAE = "goseong-eup-seongnae-ri"
 ITUNES = "{http://www.itunes.com/dtds/podcast-1.0.dtd}"
-
-
-async def played(app: Any, announcement_id: int, village: str, minutes_ago: int) -> None:
-    """A broadcast of the announcement that started in the village some minutes ago."""
-    at = datetime.now(UTC) - timedelta(minutes=minutes_ago)
-    async with app[SESSIONMAKER]() as session:
-        b = Broadcast(
-            announcement_id=announcement_id, title="t", villages=[village], start_at=at,
-            status="done", targets={"villages": [village]},
-        )  # fmt: skip
-        session.add(b)
-        await session.flush()
-        session.add(
-            Occurrence(
-                broadcast_id=b.id, village_code=village, nominal_at=at, due_at=at,
-                started_at=at, ended_at=at, status="done",
-            )
-        )  # fmt: skip
-        await session.commit()
 
 
 async def test_feed_lists_the_village_broadcasts_newest_first(client: Any) -> None:
