@@ -25,7 +25,15 @@ from recordings.service import IngestService
 
 from .auth import PendingApproval, require_account, stream_token
 from .keys import SESSIONMAKER, SETTINGS
-from .validation import iso_time, json_body, page, page_params, path_int, text_field
+from .validation import (
+    iso_time,
+    json_body,
+    multipart_reader,
+    page,
+    page_params,
+    path_int,
+    text_field,
+)
 
 __all__ = ["INGEST", "announcement_json", "setup"]
 
@@ -181,7 +189,7 @@ async def _upload(request: web.Request, account: Account, service: IngestService
     limit = request.app[SETTINGS].max_upload_bytes
     if request.content_length is not None and request.content_length > limit + _MULTIPART_SLACK:
         raise UploadTooLarge(f"uploads are limited to {limit // (1024 * 1024)} MB")
-    reader = await request.multipart()
+    reader = await multipart_reader(request)
     title: str | None = None
     saved: Path | None = None
     original_name: str | None = None
@@ -333,4 +341,4 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/v1/announcements", create_announcement)
     app.router.add_get("/api/v1/announcements", list_announcements)
     app.router.add_get("/api/v1/announcements/{id}", get_announcement)
-    app.router.add_get(r"/media/announcements/{id:\d+}.{fmt:mp3|opus}", replay)
+    app.router.add_get(r"/media/announcements/{id:[0-9]+}.{fmt:mp3|opus}", replay)

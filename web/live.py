@@ -634,8 +634,8 @@ def setup(app: web.Application) -> None:
     app.cleanup_ctx.append(_live_ctx)
     app.router.add_post("/api/v1/live/publish", publish)
     app.router.add_get("/api/v1/live/sessions", sessions)
-    app.router.add_delete("/api/v1/live/sessions/{id}", hang_up)
-    app.router.add_delete("/api/v1/live/publish/{id}", hang_up)  # what the console calls
+    app.router.add_delete("/api/v1/live/sessions/{id:[0-9]+}", hang_up)
+    app.router.add_delete("/api/v1/live/publish/{id:[0-9]+}", hang_up)  # what the console calls
     app.router.add_post("/api/v1/live/listen/{village}", listen)
     app.router.add_route("PUT", "/live/{village}.mp3", source, expect_handler=_source_expect)
     app.router.add_route("SOURCE", "/live/{village}.mp3", source)
