@@ -23,7 +23,8 @@ from . import (
 from .db import make_engine, make_sessionmaker, migrate
 from .keys import ENGINE, EVENTS, SESSIONMAKER, SETTINGS
 from .problems import problem_middleware
-from .settings import Settings
+from .ratelimit import forwarded_middleware, parse_networks
+from .settings import Settings, SettingsError
 
 # Order matters: each module's cleanup context starts after the previous ones (database first,
 # then recordings, streaming, broadcast) and stops in reverse order.
@@ -43,8 +44,12 @@ FEATURES = (
 
 def create_app(settings: Settings) -> web.Application:
     """A villagecast server for these settings (database migrated on startup)."""
+    try:
+        proxies = parse_networks(settings.trusted_proxies)
+    except ValueError as exc:
+        raise SettingsError(f"VILLAGECAST_TRUSTED_PROXIES: {exc}") from None
     app = web.Application(
-        middlewares=[system.metrics_middleware, problem_middleware],
+        middlewares=[forwarded_middleware(proxies), system.metrics_middleware, problem_middleware],
         client_max_size=settings.max_upload_bytes + 1024 * 1024,
     )
     app[SETTINGS] = settings
