@@ -15,6 +15,7 @@ from . import (
     api_dashboard,
     api_devices,
     api_regions,
+    limits,
     live,
     pages,
     streams,
@@ -30,6 +31,7 @@ from .settings import Settings, SettingsError
 # then recordings, streaming, broadcast) and stops in reverse order.
 FEATURES = (
     system,
+    limits,
     api_accounts,
     api_regions,
     api_devices,

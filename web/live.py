@@ -66,6 +66,7 @@ from streaming.webrtc import (
 from . import api_announcements, streams
 from .auth import require_account, stream_client
 from .keys import SESSIONMAKER, SETTINGS
+from .limits import stream_slot
 from .problems import from_error
 from .validation import bool_field, json_body, text_field
 
@@ -567,6 +568,7 @@ async def _source_account(request: web.Request, username: str, token: str) -> Ac
     return account
 
 
+@stream_slot
 async def source(request: web.Request) -> web.StreamResponse:
     """``PUT``/``SOURCE /live/{village}.mp3``: an Icecast source client goes live in a village."""
     tap = _take_over(request)  # first, before the loop hands more bytes to aiohttp's parser

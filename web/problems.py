@@ -125,7 +125,7 @@ def from_error(exc: E.VillagecastError, request: web.Request | None = None) -> w
     """The problem response of a domain error."""
     status = status_of(exc)
     headers = {"WWW-Authenticate": 'Bearer realm="villagecast"'} if status == 401 else None
-    if status == 429 and "retry_after_s" in exc.extra:
+    if status in (429, 503) and "retry_after_s" in exc.extra:
         headers = {"Retry-After": str(int(exc.extra["retry_after_s"]))}
     return problem(
         status,

@@ -53,6 +53,11 @@ class Settings:
     trusted_proxies: str = ""  # comma-separated CIDRs whose X-Forwarded-For is believed
     registrations_per_hour: int = 20
     session_hours: int = 12
+    max_streams: int = 0  # 0: the descriptor limit minus fd_reserve
+    fd_reserve: int = 256
+    streams_per_token: int = 8
+    streams_per_address: int = 100
+    header_timeout_s: float = 15.0
     secure_cookies: bool = False
 
     @property

@@ -28,6 +28,7 @@ from streaming.ogg_stream import OggStreams
 
 from .auth import stream_client, stream_token
 from .keys import EVENTS, SESSIONMAKER, SETTINGS
+from .limits import stream_slot
 from .system import METRICS
 
 __all__ = ["HLS", "HUB", "OGG", "setup"]
@@ -136,6 +137,7 @@ async def _presence(request: web.Request, device: Device, online: bool) -> None:
     )
 
 
+@stream_slot
 async def live_mp3(request: web.Request) -> web.StreamResponse:
     """The village channel as a continuous Icecast-compatible MP3 stream."""
     client = await _client(request)
@@ -206,6 +208,7 @@ async def _open_raw(
     return response, transport, done, closed  # type: ignore[return-value]
 
 
+@stream_slot
 async def live_ogg(request: web.Request) -> web.StreamResponse:
     """The village channel as Ogg/Opus (one encoder per channel while anyone listens)."""
     client = await _client(request)
