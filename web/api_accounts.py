@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
 
 from devices import policy, store
-from devices.errors import InvalidField, NotPermitted
+from devices.errors import BadCredentials, InvalidField, NotPermitted
 from devices.models import Account, ApiToken, AuditEntry
 
 from .auth import SESSION_COOKIE, current_account, require_account
 from .keys import SESSIONMAKER, SETTINGS
 from .openapi import document
 from .openapi import json_body as body_spec
-from .ratelimit import LOGIN_LIMITER, RateLimiter
+from .ratelimit import LOGIN_GUARD, LoginGuard
 from .validation import iso_time, json_body, page, page_params, path_int, text_field
 
 __all__ = ["account_json", "setup"]
@@ -78,15 +79,18 @@ async def login(request: web.Request) -> web.Response:
     username = text_field(data, "username", max_len=64) or ""
     password = _password(data)
     settings = request.app[SETTINGS]
-    limiter: RateLimiter = request.app[LOGIN_LIMITER]
-    key = f"{username.lower()}|{request.remote}"
-    limiter.check(key)
-    limiter.hit(key)  # forgotten again on success: only failures accumulate
-    async with request.app[SESSIONMAKER]() as session:
-        account = await store.authenticate(session, username, password)
+    guard = request.app[LOGIN_GUARD]
+    pair = guard.admit(username, request.remote or "?")
+    await asyncio.sleep(guard.delay_s(username))  # a username under attack: slower, never locked
+    async with guard.hashing_slot(), request.app[SESSIONMAKER]() as session:
+        try:
+            account = await store.authenticate(session, username, password)
+        except BadCredentials:
+            guard.failed(username)
+            raise
         cookie, login_row = await store.start_login(session, account, settings.session_hours)
         await session.commit()
-    limiter.reset(key)
+    guard.succeeded(pair)
     response = web.json_response(
         {
             "account": account_json(account, settings.timezone),
@@ -268,14 +272,18 @@ async def audit_log(request: web.Request) -> web.Response:
 def setup(app: web.Application) -> None:
     """Register sessions, tokens, users and the audit log."""
     settings = app[SETTINGS]
-    app[LOGIN_LIMITER] = RateLimiter(settings.login_attempts_per_min, 60.0)
+    app[LOGIN_GUARD] = LoginGuard(
+        settings.login_attempts_per_min,
+        settings.login_attempts_per_address_per_min,
+        settings.login_hash_concurrency,
+    )
     app.router.add_post("/api/v1/session", login)
     app.router.add_get("/api/v1/session", whoami)
     app.router.add_delete("/api/v1/session", logout)
     app.router.add_post("/api/v1/tokens", create_token)
     app.router.add_get("/api/v1/tokens", list_tokens)
-    app.router.add_delete("/api/v1/tokens/{id}", revoke_token)
+    app.router.add_delete("/api/v1/tokens/{id:[0-9]+}", revoke_token)
     app.router.add_post("/api/v1/users", create_user)
     app.router.add_get("/api/v1/users", list_users)
-    app.router.add_delete("/api/v1/users/{id}", disable_user)
+    app.router.add_delete("/api/v1/users/{id:[0-9]+}", disable_user)
     app.router.add_get("/api/v1/audit", audit_log)

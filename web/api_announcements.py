@@ -28,7 +28,15 @@ from recordings.service import IngestService
 
 from .auth import require_account, stream_token, token_client
 from .keys import SESSIONMAKER, SETTINGS
-from .validation import iso_time, json_body, page, page_params, path_int, text_field
+from .validation import (
+    iso_time,
+    json_body,
+    multipart_reader,
+    page,
+    page_params,
+    path_int,
+    text_field,
+)
 
 __all__ = ["INGEST", "announcement_json", "setup"]
 
@@ -180,7 +188,7 @@ async def _upload(request: web.Request, account: Account, service: IngestService
     if request.content_length is not None and request.content_length > limit + _MULTIPART_SLACK:
         raise UploadTooLarge(f"uploads are limited to {limit // (1024 * 1024)} MB")
     await service.admit(request.content_length or limit)  # queue full: 503; disk low: 507
-    reader = await request.multipart()
+    reader = await multipart_reader(request)
     title: str | None = None
     saved: Path | None = None
     original_name: str | None = None
@@ -343,4 +351,4 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/v1/announcements", create_announcement)
     app.router.add_get("/api/v1/announcements", list_announcements)
     app.router.add_get("/api/v1/announcements/{id}", get_announcement)
-    app.router.add_get(r"/media/announcements/{id:\d+}.{fmt:mp3|opus}", replay)
+    app.router.add_get(r"/media/announcements/{id:[0-9]+}.{fmt:mp3|opus}", replay)

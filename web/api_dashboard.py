@@ -116,7 +116,11 @@ async def qr_code(request: web.Request) -> web.Response:
     if not isinstance(scale, int) or not 1 <= scale <= 16:
         raise InvalidField("scale must be an integer from 1 to 16")
     buffer = io.BytesIO()
-    segno.make(text, error="m").save(buffer, kind="svg", scale=scale, border=4, title="QR")
+    try:
+        qr = segno.make(text, error="m")
+    except segno.DataOverflowError:  # e.g. 1,000 emoji: 4,000 bytes do not fit any QR code
+        raise InvalidField("text does not fit in a QR code", field="text") from None
+    qr.save(buffer, kind="svg", scale=scale, border=4, title="QR")
     return web.Response(
         body=buffer.getvalue(),
         content_type="image/svg+xml",

@@ -202,5 +202,5 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/listeners", list_listeners)
     app.router.add_get("/api/v1/listeners/me", me)
     app.router.add_delete("/api/v1/listeners/me", unregister_me)
-    app.router.add_post("/api/v1/listeners/{id}/approve", approve)
-    app.router.add_delete("/api/v1/listeners/{id}", revoke)
+    app.router.add_post("/api/v1/listeners/{id:[0-9]+}/approve", approve)
+    app.router.add_delete("/api/v1/listeners/{id:[0-9]+}", revoke)

@@ -15,6 +15,7 @@ from . import (
     api_dashboard,
     api_devices,
     api_regions,
+    limits,
     live,
     pages,
     streams,
@@ -23,12 +24,14 @@ from . import (
 from .db import make_engine, make_sessionmaker, migrate
 from .keys import ENGINE, EVENTS, SESSIONMAKER, SETTINGS
 from .problems import problem_middleware
-from .settings import Settings
+from .ratelimit import forwarded_middleware, parse_networks
+from .settings import Settings, SettingsError
 
 # Order matters: each module's cleanup context starts after the previous ones (database first,
 # then recordings, streaming, broadcast) and stops in reverse order.
 FEATURES = (
     system,
+    limits,
     api_accounts,
     api_regions,
     api_devices,
@@ -43,8 +46,12 @@ FEATURES = (
 
 def create_app(settings: Settings) -> web.Application:
     """A villagecast server for these settings (database migrated on startup)."""
+    try:
+        proxies = parse_networks(settings.trusted_proxies)
+    except ValueError as exc:
+        raise SettingsError(f"VILLAGECAST_TRUSTED_PROXIES: {exc}") from None
     app = web.Application(
-        middlewares=[system.metrics_middleware, problem_middleware],
+        middlewares=[forwarded_middleware(proxies), system.metrics_middleware, problem_middleware],
         client_max_size=settings.max_upload_bytes + 1024 * 1024,
     )
     app[SETTINGS] = settings

@@ -149,6 +149,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from aiohttp import web
 
     from .app import create_app
+    from .limits import raise_nofile_limit
     from .logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
@@ -168,10 +169,22 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         _run_db(settings, demo)
     print(f"villagecast serving on {settings.base_url}/ (console) and {settings.base_url}/listen")
     sys.stdout.flush()
+    raise_nofile_limit()  # before the app sizes its stream cap from the descriptor limit
     web.run_app(
-        create_app(settings), host=settings.host, port=settings.port, print=None, access_log=None
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        access_log=None,
+        backlog=LISTEN_BACKLOG,
+        # aiohttp closes a connection that has not completed a request (slowloris) or sat idle
+        # between requests this long after it opened or after its last response
+        keepalive_timeout=settings.header_timeout_s,
     )
     return 0
+
+
+LISTEN_BACKLOG = 4096  # a crowd of boxes reconnecting at once (the kernel caps it at somaxconn)
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:

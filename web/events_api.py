@@ -23,6 +23,7 @@ from devices.models import Device
 
 from .auth import bearer_token, require_account, stream_client
 from .keys import EVENTS, SESSIONMAKER
+from .limits import stream_slot
 
 __all__ = ["accepts_for_village", "events", "setup"]
 
@@ -88,6 +89,7 @@ async def _pump(ws: web.WebSocketResponse, sub: Subscription, accept: Accept) ->
             await ws.send_str(_dumps(event))
 
 
+@stream_slot
 async def events(request: web.Request) -> web.WebSocketResponse:
     """Live events over a WebSocket: broadcasts started and ended, devices online and offline."""
     hello, accept = await _scope(request)

@@ -38,6 +38,7 @@ from streaming.webrtc import check_offer, host_addresses_for, pinned_host_addres
 
 from .auth import require_account, stream_client
 from .keys import ONAIR, SESSIONMAKER, SETTINGS
+from .limits import stream_slot
 from .problems import from_error
 from .validation import bool_field, json_body, text_field
 
@@ -138,6 +139,7 @@ async def _source_account(request: web.Request, username: str, token: str) -> Ac
     return account
 
 
+@stream_slot
 async def source(request: web.Request) -> web.StreamResponse:
     """``PUT``/``SOURCE /live/{village}.mp3``: an Icecast source client goes live in a village."""
     tap = _take_over(request)  # first, before the loop hands more bytes to aiohttp's parser
@@ -201,8 +203,8 @@ def setup(app: web.Application) -> None:
     app.cleanup_ctx.append(_live_ctx)
     app.router.add_post("/api/v1/live/publish", publish)
     app.router.add_get("/api/v1/live/sessions", sessions)
-    app.router.add_delete("/api/v1/live/sessions/{id}", hang_up)
-    app.router.add_delete("/api/v1/live/publish/{id}", hang_up)  # what the console calls
+    app.router.add_delete("/api/v1/live/sessions/{id:[0-9]+}", hang_up)
+    app.router.add_delete("/api/v1/live/publish/{id:[0-9]+}", hang_up)  # what the console calls
     app.router.add_post("/api/v1/live/listen/{village}", listen)
     app.router.add_route("PUT", "/live/{village}.mp3", source, expect_handler=_source_expect)
     app.router.add_route("SOURCE", "/live/{village}.mp3", source)

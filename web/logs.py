@@ -6,6 +6,7 @@ import contextvars
 import json
 import logging
 import sys
+import time
 from datetime import UTC, datetime
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
@@ -62,3 +63,38 @@ def configure_logging(level: str, fmt: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+class LogThrottle:
+    """At most ``burst`` records per ``window_s`` per key; then one summary of what was held back.
+
+    For errors that can repeat thousands of times a second (accept() failing at the descriptor
+    limit, every request during a database outage): the log says it once, then how often.
+    """
+
+    def __init__(self, burst: int = 5, window_s: float = 10.0) -> None:
+        self.burst = burst
+        self.window_s = window_s
+        self._windows: dict[str, tuple[float, int]] = {}
+
+    def allow(self, key: str, now: float | None = None) -> tuple[bool, int]:
+        """Whether to log this occurrence, and how many were held back in the window that ended."""
+        now = time.monotonic() if now is None else now
+        start, count = self._windows.get(key, (now, 0))
+        suppressed = 0
+        if now - start >= self.window_s:
+            suppressed = max(count - self.burst, 0)
+            start, count = now, 0
+        count += 1
+        self._windows[key] = (start, count)
+        return count <= self.burst, suppressed
+
+    def log(self, logger: logging.Logger, level: int, key: str, msg: str, *args: object) -> None:
+        """Log ``msg`` unless ``key`` is over its burst in this window."""
+        allowed, suppressed = self.allow(key)
+        if suppressed:
+            logger.log(
+                level, "%s: %d more like it in the last %g s", key, suppressed, self.window_s
+            )
+        if allowed:
+            logger.log(level, msg, *args)

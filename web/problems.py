@@ -14,10 +14,13 @@ from aiohttp import web
 
 from devices import errors as E
 
-from .logs import request_id_var
+from .db import is_outage
+from .logs import LogThrottle, request_id_var
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("villagecast.access")
+_THROTTLE = LogThrottle()
+RETRY_AFTER_S = 5  # what a client is told to wait while the database is unreachable
 _RID_OK = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -193,9 +196,29 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         return problem(exc.status, detail=detail, request=request, headers=_keep(exc))
     except ConnectionResetError:  # the client went away mid-response: nothing to answer
         raise
-    except Exception:
+    except Exception as exc:
+        if is_outage(exc):
+            _THROTTLE.log(
+                log, logging.WARNING, "database unavailable", "database unavailable: %r", exc
+            )
+            return database_unavailable(
+                request, f"the database cannot be reached ({type(exc).__name__})"
+            )
         log.exception("unhandled error on %s %s", request.method, request.path)
         return problem(500, detail="Unexpected error; it has been logged.", request=request)
+
+
+def database_unavailable(request: web.Request | None, detail: str) -> web.Response:
+    """The 503 problem of a database outage, with ``Retry-After``."""
+    return problem(
+        503,
+        title_en="The database is unavailable; try again shortly",
+        title_ko="데이터베이스에 연결할 수 없습니다. 잠시 후 다시 시도하세요",
+        detail=detail,
+        slug="database-unavailable",
+        request=request,
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
 
 
 def _keep(exc: web.HTTPException) -> dict[str, str]:

@@ -50,8 +50,16 @@ class Settings:
     public_address: str = ""  # address WebRTC offers when not bound to loopback
     webrtc_listeners_per_channel: int = 50
     login_attempts_per_min: int = 10
+    login_attempts_per_address_per_min: int = 30
+    login_hash_concurrency: int = 2
+    trusted_proxies: str = ""  # comma-separated CIDRs whose X-Forwarded-For is believed
     registrations_per_hour: int = 20
     session_hours: int = 12
+    max_streams: int = 0  # 0: the descriptor limit minus fd_reserve
+    fd_reserve: int = 256
+    streams_per_token: int = 8
+    streams_per_address: int = 100
+    header_timeout_s: float = 15.0
     secure_cookies: bool = False
 
     @property

@@ -29,6 +29,7 @@ from . import stream_clients
 from .auth import stream_token
 from .keys import EVENTS, SESSIONMAKER, SETTINGS
 from .stream_clients import OPEN_STREAMS, cached_client
+from .limits import stream_slot
 from .system import METRICS
 
 __all__ = ["HLS", "HUB", "OGG", "setup"]
@@ -112,6 +113,7 @@ async def _presence(request: web.Request, device: Device, online: bool) -> None:
     )
 
 
+@stream_slot
 async def live_mp3(request: web.Request) -> web.StreamResponse:
     """The village channel as a continuous Icecast-compatible MP3 stream."""
     client = await cached_client(request)
@@ -184,6 +186,7 @@ async def _open_raw(
     return response, transport, done, closed  # type: ignore[return-value]
 
 
+@stream_slot
 async def live_ogg(request: web.Request) -> web.StreamResponse:
     """The village channel as Ogg/Opus (one encoder per channel while anyone listens)."""
     client = await cached_client(request)

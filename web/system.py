@@ -10,7 +10,9 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from . import events_api, openapi
-from .keys import EVENTS
+from .db import ping
+from .keys import ENGINE, EVENTS
+from .problems import database_unavailable
 
 # Latency histogram buckets in seconds.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -111,6 +113,14 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: the database answers (a 503 problem with Retry-After while it does not)."""
+    reason = await ping(request.app[ENGINE])
+    if reason is not None:
+        return database_unavailable(request, reason)
+    return web.json_response({"status": "ready"})
+
+
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text exposition."""
     return web.Response(
@@ -136,6 +146,7 @@ def setup(app: web.Application) -> None:
         lambda: [({}, float(app[EVENTS].subscriber_count))],
     )
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/openapi.json", openapi_json)
     events_api.setup(app)

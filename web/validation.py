@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from aiohttp import web
+from aiohttp import MultipartReader, web
 
 from devices.errors import InvalidError, InvalidField, TooLargeError, UnsupportedMediaError
 
@@ -42,11 +43,7 @@ async def json_body(
     limit = request.app[SETTINGS].max_json_kb * 1024
     if request.content_length is not None and request.content_length > limit:
         raise BodyTooLarge(f"JSON bodies are limited to {limit} bytes")
-    raw = await _read_at_most(request, limit)
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedJson(f"malformed JSON: {exc}") from None
+    data = parse_json(await _read_at_most(request, limit))
     if not isinstance(data, dict):
         raise MalformedJson("the body must be a JSON object")
     allowed_set = set(allowed)
@@ -57,6 +54,76 @@ async def json_body(
     if missing:
         raise InvalidField(f"missing field(s): {', '.join(missing)}", fields=missing)
     return data
+
+
+# What a JSON body may hold: the parsers below refuse the rest before any handler sees it.
+MAX_JSON_DEPTH = 32
+MAX_INT_DIGITS = 18  # fits a 64-bit column; longer integers are never ids, counts or limits
+
+
+def _json_int(raw: str) -> int:
+    if len(raw.lstrip("-")) > MAX_INT_DIGITS:
+        raise MalformedJson(f"integers are limited to {MAX_INT_DIGITS} digits")
+    return int(raw)
+
+
+def _json_float(raw: str) -> float:
+    if len(raw) > 40:
+        raise MalformedJson("numbers are limited to 40 characters")
+    return float(raw)
+
+
+def _json_constant(raw: str) -> Any:
+    raise MalformedJson(f"{raw} is not JSON")
+
+
+def _check_tree(value: Any) -> None:
+    """Refuse nesting deeper than :data:`MAX_JSON_DEPTH` and strings with lone surrogates."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                raise MalformedJson("strings must not contain lone surrogates (\\ud800–\\udfff)")
+            continue
+        if not isinstance(item, dict | list):
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise MalformedJson(f"JSON is limited to {MAX_JSON_DEPTH} levels of nesting")
+        children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def parse_json(raw: bytes) -> Any:
+    """The one JSON parser of request bodies: UTF-8, bounded depth and integers, no NaN.
+
+    Everything it refuses is a :class:`MalformedJson` (422), never a server error.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedJson(f"the body is not UTF-8: {exc.reason}") from None
+    try:
+        data = json.loads(
+            text, parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant
+        )
+    except json.JSONDecodeError as exc:
+        raise MalformedJson(f"malformed JSON: {exc}") from None
+    except RecursionError:
+        raise MalformedJson(f"JSON is limited to {MAX_JSON_DEPTH} levels of nesting") from None
+    _check_tree(data)
+    return data
+
+
+async def multipart_reader(request: web.Request) -> MultipartReader:
+    """The request's multipart reader; a missing or over-long boundary is a 422, not a crash."""
+    try:
+        return await request.multipart()
+    except (ValueError, AssertionError, KeyError) as exc:
+        raise InvalidField(f"malformed multipart body: {exc}") from None
 
 
 async def _read_at_most(request: web.Request, limit: int) -> bytes:
@@ -116,12 +183,20 @@ def bool_field(data: dict[str, Any], name: str, *, default: bool) -> bool:
     return value
 
 
+_ASCII_DIGITS = re.compile(f"[0-9]{{1,{MAX_INT_DIGITS}}}")  # not \d: it matches ٣ and ²
+
+
+def parse_id(raw: str) -> int | None:
+    """The one parser of ids and paging numbers: ASCII digits only, at most 18 of them."""
+    return int(raw) if _ASCII_DIGITS.fullmatch(raw) else None
+
+
 def path_int(request: web.Request, name: str = "id") -> int:
     """An integer path parameter (404 when it is not one)."""
-    raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 18:
+    value = parse_id(request.match_info[name])
+    if value is None:
         raise web.HTTPNotFound()
-    return int(raw)
+    return value
 
 
 MAX_PAGE = 500
@@ -138,9 +213,10 @@ def page_params(request: web.Request, default_limit: int = 50) -> tuple[int, int
         if raw is None or raw == "":
             out.append(default)
             continue
-        if not raw.isdigit() or not lo <= int(raw) <= hi:
+        value = parse_id(raw)
+        if value is None or not lo <= value <= hi:
             raise InvalidField(f"{name} must be an integer between {lo} and {hi}", field=name)
-        out.append(int(raw))
+        out.append(value)
     return out[0], out[1]
 
 
