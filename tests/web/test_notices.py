@@ -176,7 +176,8 @@ async def test_who_may_send_where(
     if status != 201:
         problem = await resp.json()
         assert resp.content_type == "application/problem+json"
-        assert problem["title_ko"] and problem["title_en"]
+        assert problem["title_ko"]
+        assert problem["title_en"]
         assert await count(client, Notice) == before
 
 
