@@ -57,6 +57,18 @@ def _accepts_staff(village: str | None) -> Accept:
     return lambda event: event.get("village") == village or village in (event.get("villages") or ())
 
 
+def _private_to(account_id: int, accept: Accept) -> Accept:
+    """Events addressed to some accounts (``account_ids``: notices) reach only those accounts."""
+
+    def wrapped(event: Event) -> bool:
+        ids = event.get("account_ids")
+        if ids is not None:
+            return account_id in ids
+        return accept(event)
+
+    return wrapped
+
+
 async def _scope(request: web.Request) -> tuple[dict[str, Any], Accept]:
     """Who is asking, and which events they may receive (401/403 problems before the upgrade)."""
     token = request.query.get("token") or bearer_token(request)
@@ -72,7 +84,7 @@ async def _scope(request: web.Request) -> tuple[dict[str, Any], Accept]:
     else:
         account = await require_account(request)
     village = request.query.get("village") or None
-    return {"scope": "staff", "village": village}, _accepts_staff(village)
+    return {"scope": "staff", "village": village}, _private_to(account.id, _accepts_staff(village))
 
 
 def _dumps(event: Event) -> str:

@@ -5,7 +5,12 @@ import importlib
 from devices import models as _devices_models  # noqa: F401
 from devices.orm import Base
 
-for _name in ("recordings.models", "streaming.models", "broadcast.models"):
+for _name in (
+    "recordings.models",
+    "streaming.models",
+    "broadcast.models",
+    "broadcast.notice_models",
+):
     try:
         importlib.import_module(_name)
     except ModuleNotFoundError as exc:
