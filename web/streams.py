@@ -28,8 +28,8 @@ from streaming.ogg_stream import OggStreams
 from . import stream_clients
 from .auth import stream_token
 from .keys import EVENTS, SESSIONMAKER, SETTINGS
-from .stream_clients import OPEN_STREAMS, cached_client
 from .limits import stream_slot
+from .stream_clients import OPEN_STREAMS, cached_client
 from .system import METRICS
 
 __all__ = ["HLS", "HUB", "OGG", "setup"]
