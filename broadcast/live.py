@@ -152,6 +152,7 @@ class LiveDesk:
         self.sessions: dict[int, LiveSession] = {}
         self.channels: dict[str, ChannelListen] = {}  # WebRTC readers per village
         self.listen_peers: set[RTCPeerConnection] = set()
+        self._listener_of: dict[RTCPeerConnection, int] = {}  # pc → listener id
         # False only in benchmarks: each WebRTC listener gets its own Opus encoder (aiortc's way)
         self.shared_encoder = True
         self._ids = itertools.count(1)
@@ -363,6 +364,7 @@ class LiveDesk:
         self.listen_peers.add(pc)
         reader_id = -next(self._reader_ids)  # apart from the Ogg mount's connection ids
         if listener_id is not None:
+            self._listener_of[pc] = listener_id
             await port.note_listener(village, listener_id, reader_id)
 
         async def closed() -> None:
@@ -370,6 +372,7 @@ class LiveDesk:
                 return
             track.stop()
             self.listen_peers.discard(pc)
+            self._listener_of.pop(pc, None)
             if listener_id is not None:
                 await port.note_listener(village, listener_id, reader_id, present=False)
             await pc.close()
@@ -386,6 +389,13 @@ class LiveDesk:
             await closed()
             raise
         return add_public_candidates(answer.sdp, self.config.public_address)
+
+    async def close_listener(self, listener_id: int) -> int:
+        """End a revoked listener's WebRTC listens; how many were open."""
+        peers = [pc for pc, lid in self._listener_of.items() if lid == listener_id]
+        for pc in peers:
+            await pc.close()  # its connectionstatechange runs the cleanup above
+        return len(peers)
 
     async def _release(self, village: str) -> None:
         channel = self.channels.get(village)

@@ -4,7 +4,7 @@
 :mod:`broadcast.notices`, the SQL of :mod:`broadcast.notice_store`, stores files in the archive
 (audio through the recordings ingest), audits, publishes ``notice.*`` events to the recipients
 after each commit, and airs a notice through the one on-air door
-(:func:`broadcast.service.create_broadcast`, dry run first).
+(:meth:`broadcast.onair.OnAir.send`, dry run first).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from recordings.media import Probe
 from recordings.service import IngestService
 
 from . import notice_store as nstore
-from .dispatcher import Dispatcher
 from .errors import AnnouncementNotReady
 from .notice_models import Notice, NoticeAttachment, NoticeRecipient, NoticeReply
 from .notices import (
@@ -46,7 +45,9 @@ from .notices import (
     sniff,
     staff_sees,
 )
-from .service import BroadcastRequest, Created, create_broadcast
+from .onair import OnAir
+from .onair import Sent as Aired
+from .planner import AirRequest, Staff
 from .store import mp3_rendition
 
 __all__ = ["IncomingFile", "NoticeService", "NoticeView", "Receipts", "Sent"]
@@ -124,19 +125,19 @@ class NoticeService:
         self,
         sessionmaker: SessionMaker,
         ingest: IngestService,
-        dispatcher: Dispatcher,
+        onair: OnAir,
         publish: Publish,
         tz: ZoneInfo,
     ) -> None:
         self._sm = sessionmaker
         self._ingest = ingest
-        self._dispatcher = dispatcher
+        self._onair = onair
         self._publish = publish
         self.tz = tz
 
     def now(self) -> datetime:
         """The time of the on-air door's clock."""
-        return self._dispatcher.clock.now()
+        return self._onair.clock.now()
 
     # --- send -------------------------------------------------------------------------------
 
@@ -403,7 +404,7 @@ class NoticeService:
 
     async def air(
         self, account: Account, notice_id: int, *, dry_run: bool, defer_quiet: bool = False
-    ) -> Created:
+    ) -> Aired:
         """Air the notice to the head's own village through the one on-air door (plan first)."""
         async with self._sm() as session:
             notice, mine = await self._own_copy(session, account, notice_id)
@@ -430,17 +431,14 @@ class NoticeService:
             await self._ingest.wait_ready(announcement_id, AIR_WAIT_S)
         except TimeoutError:
             raise AnnouncementNotReady("the announcement is still being made; try again") from None
-        req = BroadcastRequest(
+        req = AirRequest(
             announcement_id=announcement_id,
             targets=Targets(villages=(mine.village_code,)),
             defer_quiet=defer_quiet,
             dry_run=dry_run,
         )
+        created = await self._onair.send(Staff(account), req)
         async with self._sm() as session:
-            created = await create_broadcast(
-                session, account, req, now=self.now(), channels=self._dispatcher.channels,
-                config=self._dispatcher.config,
-            )  # fmt: skip
             if created.broadcast is not None:
                 row = await session.get(NoticeRecipient, mine.id)
                 assert row is not None
@@ -454,7 +452,6 @@ class NoticeService:
                 )  # fmt: skip
             await session.commit()
         if created.broadcast is not None:
-            self._dispatcher.poke()
             self._receipt_event("notice.aired", notice, mine)
         return created
 

@@ -30,9 +30,8 @@ from broadcast.notices import (
 from devices.errors import InvalidField
 
 from .api_announcements import INGEST, UnsupportedUpload, _next_part, _receive, safe_display_name
-from .api_broadcasts import DISPATCHER
 from .auth import require_account
-from .keys import EVENTS, SESSIONMAKER, SETTINGS
+from .keys import EVENTS, ONAIR, SESSIONMAKER, SETTINGS
 from .openapi import document
 from .openapi import json_body as body_spec
 from .validation import bool_field, json_body, page, page_params, path_int
@@ -48,7 +47,7 @@ async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
     app[NOTICES] = NoticeService(
         app[SESSIONMAKER],
         app[INGEST],
-        app[DISPATCHER],
+        app[ONAIR],
         app[EVENTS].publish,
         ZoneInfo(app[SETTINGS].timezone),
     )
@@ -383,13 +382,13 @@ async def air(request: web.Request) -> web.Response:
         dry_run=bool_field(data, "dry_run", default=False),
         defer_quiet=bool_field(data, "defer_quiet", default=False),
     )
-    plan = [p.to_json(svc.tz) for p in created.plan]
+    plan = [p.to_json(svc.tz) for p in created.plan.entries]
     if created.broadcast is None:
         return web.json_response(
             {
                 "id": None,
                 "status": "dry_run",
-                "start_at": _t(created.first_start, svc.tz),
+                "start_at": _t(created.plan.start, svc.tz),
                 "plan": plan,
             }
         )
@@ -404,11 +403,11 @@ async def air(request: web.Request) -> web.Response:
 def setup(app: web.Application) -> None:
     """Register the notice routes and the notice service (after the scheduler)."""
     app.cleanup_ctx.append(_service_ctx)
-    base = r"/api/v1/notices/{id:\d+}"
+    base = r"/api/v1/notices/{id:[0-9]+}"
     app.router.add_post("/api/v1/notices", create)
     app.router.add_get("/api/v1/notices", list_notices)
     app.router.add_get(base, get_one)
-    app.router.add_get(base + r"/attachments/{attachment:\d+}", get_attachment)
+    app.router.add_get(base + r"/attachments/{attachment:[0-9]+}", get_attachment)
     app.router.add_post(base + "/ack", ack)
     app.router.add_post(base + "/replies", reply)
     app.router.add_get(base + "/receipts", receipts)

@@ -20,6 +20,7 @@ from devices.models import Device, Listener, Region
 from streaming.errors import WrongVillage
 
 from .auth import stream_client, stream_token
+from .keys import ONAIR
 
 __all__ = [
     "OPEN_STREAMS",
@@ -123,22 +124,8 @@ async def cut_client(app: web.Application, kind: ClientKind, client_id: int) -> 
 
 
 async def _close_webrtc_listens(app: web.Application, listener_id: int) -> int:
-    # The live service (web/live.py) keeps its WebRTC listeners by village → peer → listener id;
-    # closing a peer runs its own cleanup (track, fan-out, counts).
-    from .live import LIVE
-
-    live = app.get(LIVE)
-    if live is None:
-        return 0
-    peers = [
-        pc
-        for by_peer in live.rtc_listeners.values()
-        for pc, lid in by_peer.items()
-        if lid == listener_id
-    ]
-    for pc in peers:
-        await pc.close()
-    return len(peers)
+    onair = app.get(ONAIR)
+    return 0 if onair is None else await onair.live.close_listener(listener_id)
 
 
 async def feed_access(request: web.Request, village: Region) -> Device | Listener | None:
