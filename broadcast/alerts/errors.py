@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
-from devices.errors import InvalidError, TooLargeError, UnsupportedMediaError
+from devices.errors import (
+    ConflictError,
+    InvalidError,
+    NotFoundError,
+    TooLargeError,
+    UnsupportedMediaError,
+)
 
 from ..errors import BroadcastError
 
-__all__ = ["AlertTooLarge", "AlertUnsafeXml", "InvalidAlert", "NotCapXml"]
+__all__ = [
+    "AlertNotPending",
+    "AlertTooLarge",
+    "AlertUnsafeXml",
+    "InvalidAlert",
+    "NotCapXml",
+    "UnknownAlert",
+]
 
 
 class InvalidAlert(BroadcastError, InvalidError):
@@ -31,3 +44,15 @@ class AlertUnsafeXml(InvalidAlert):
     """The CAP document uses DTDs or entities, which are refused."""
 
     title_ko = "DTD·엔티티가 있는 경보 문서는 받지 않습니다"
+
+
+class UnknownAlert(BroadcastError, NotFoundError):
+    """No such alert."""
+
+    title_ko = "경보를 찾을 수 없습니다"
+
+
+class AlertNotPending(BroadcastError, ConflictError):
+    """The alert does not wait for a decision."""
+
+    title_ko = "승인을 기다리는 경보가 아닙니다"

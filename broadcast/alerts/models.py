@@ -65,4 +65,4 @@ class AsRunRow(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
     sig: Mapped[str] = mapped_column(String(128))
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
-    broadcast_id: Mapped[int | None] = mapped_column(Integer, index=True)  # no FK: outlives rows
+    broadcast_id: Mapped[int | None] = mapped_column(Integer, unique=True)  # no FK: outlives rows

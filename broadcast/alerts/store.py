@@ -44,8 +44,11 @@ async def append_asrun(
     key: Ed25519PrivateKey,
     at: datetime,
     broadcast_id: int | None = None,
-) -> AsRunEntry:
-    """Sign and commit the next entry; a concurrent writer (another node) makes it retry."""
+) -> AsRunEntry | None:
+    """Sign and commit the next entry; a concurrent writer (another node) makes it retry.
+
+    None when the broadcast's entry was written meanwhile (by another node).
+    """
     for _ in range(10):
         entry = next_entry(await last_asrun(session), body, key)
         row = AsRunRow(seq=entry.seq, at=at, prev=entry.prev, hash=entry.hash, sig=entry.sig)
@@ -55,6 +58,10 @@ async def append_asrun(
             await session.commit()
         except IntegrityError:
             await session.rollback()
+            if broadcast_id is not None and await session.scalar(
+                select(AsRunRow.seq).where(AsRunRow.broadcast_id == broadcast_id)
+            ):
+                return None
             continue
         return entry
     raise RuntimeError("the as-run log is too busy to append")  # ten lost races in a row
