@@ -43,6 +43,9 @@ class Region(Base):
     requires_listener_approval: Mapped[bool] = mapped_column(Boolean, default=False)
     quiet_hours: Mapped[str | None] = mapped_column(String(11))  # "21:00-06:00"
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)  # e.g. ["coastal"]
+    # The official administrative code (행정구역 코드, e.g. "48820"), matched by CAP geocodes.
+    admin_code: Mapped[str | None] = mapped_column(String(20), index=True)
+    province_ko: Mapped[str | None] = mapped_column(String(50))  # the county's (경상남도)
 
 
 class Account(Base):

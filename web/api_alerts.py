@@ -31,6 +31,7 @@ from devices.models import Account
 from .api_announcements import INGEST
 from .auth import require_account
 from .keys import EVENTS, ONAIR, SESSIONMAKER, SETTINGS
+from .settings import SettingsError
 from .validation import json_body, page, page_params, path_int, text_field
 
 __all__ = ["ALERTS", "ASRUN", "alert_json", "setup"]
@@ -171,7 +172,11 @@ async def asrun(request: web.Request) -> web.Response:
 
 async def _alerts_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    auto = settings.alerts_auto if settings.alerts_auto in AUTO_POLICIES else "extreme"
+    if settings.alerts_auto not in AUTO_POLICIES:
+        raise SettingsError(
+            f"VILLAGECAST_ALERTS_AUTO={settings.alerts_auto!r}: use {', '.join(AUTO_POLICIES)}"
+        )
+    auto = settings.alerts_auto
     service = AlertService(app[SESSIONMAKER], app[ONAIR], app[INGEST], auto)
     app[ALERTS] = service
     log = AsRunLog(app[SESSIONMAKER], load_or_create_key(settings.data_dir / "keys" / "asrun.pem"))

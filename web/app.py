@@ -10,6 +10,7 @@ from devices.events import EventBus
 
 from . import (
     api_accounts,
+    api_alerts,
     api_announcements,
     api_broadcasts,
     api_dashboard,
@@ -40,6 +41,7 @@ FEATURES = (
     streams,
     api_broadcasts,
     api_notices,
+    api_alerts,
     live,
     api_dashboard,
     pages,

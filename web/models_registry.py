@@ -10,6 +10,7 @@ for _name in (
     "streaming.models",
     "broadcast.models",
     "broadcast.notice_models",
+    "broadcast.alerts.models",
 ):
     try:
         importlib.import_module(_name)

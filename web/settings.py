@@ -61,6 +61,9 @@ class Settings:
     streams_per_address: int = 100
     header_timeout_s: float = 15.0
     secure_cookies: bool = False
+    alerts_auto: str = "extreme"  # extreme | all | none: which CAP alerts air without a person
+    cap_feeds: str = ""  # comma-separated URLs of CAP documents or Atom/RSS feeds of them
+    cap_poll_s: float = 60.0  # how often the CAP feeds are polled (10 s – 1 h)
 
     @property
     def effective_database_url(self) -> str:

@@ -4,8 +4,9 @@ DESIGN.md's rules, in order: ``Draft``/``System`` and ``Ack``/``Error`` are stor
 ``Cancel`` cancels what it references; nothing matched in this county, or already expired →
 stored, ignored;
 ``VILLAGECAST_ALERTS_AUTO`` (``extreme`` default: emergency-priority alerts air at once, the others
-wait; ``all``; ``none``) decides the rest. ``Exercise``/``Test`` alerts follow the same path in
-exercise mode (heard by test devices only), so a drill proves the night path without waking anyone.
+wait; ``all``; ``none``) decides the rest. ``Exercise``/``Test`` alerts are matched, stored and
+audited but not aired: exercise mode (heard by test devices only) is not built yet, and a drill must
+never wake a village.
 """
 
 from __future__ import annotations
@@ -68,7 +69,11 @@ def decide_alert(alert: CapAlert, match: AreaMatch, auto: str, now: datetime) ->
         return replace(found, reason="no area of this county matched")
     if info.expires is not None and info.expires <= now:
         return replace(found, reason="expired before it was received")
-    drill = " (exercise)" if alert.exercise else ""
+    if alert.exercise:
+        # Until the channels can play to test devices only, a drill must reach nobody.
+        return replace(
+            found, reason=f"{alert.status}: stored and audited, not aired (no test lane)"
+        )
     if auto == "all" or (auto == "extreme" and priority is Priority.EMERGENCY):
-        return replace(found, action="air", reason=f"aired automatically{drill}")
-    return replace(found, action="pending", reason=f"waits for a staff member's approval{drill}")
+        return replace(found, action="air", reason="aired automatically")
+    return replace(found, action="pending", reason="waits for a staff member's approval")

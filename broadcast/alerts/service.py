@@ -9,6 +9,7 @@ priority, preemption and the report are the door's, as for any broadcast.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -89,9 +90,9 @@ class AlertService:
             row = _row(cap, data, source, decision, match.to_json(), now)
             session.add(row)
             devices_store.audit(
-                session, f"system:alert:{cap.identifier}", "alert.receive", f"alert:{cap.identifier}",
-                None, note=decision.reason, status=cap.status, msg_type=cap.msg_type,
-                villages=sorted(decision.villages), source=source[:200],
+                session, f"system:alert:{cap.identifier}", "alert.receive",
+                f"alert:{cap.identifier}", None, note=decision.reason, status=cap.status,
+                msg_type=cap.msg_type, villages=sorted(decision.villages), source=source[:200],
             )  # fmt: skip
             await session.commit()
         await self._follow_references(row, decision)
@@ -120,14 +121,12 @@ class AlertService:
         for alert in earlier:
             if alert.broadcast_id is None:
                 continue
-            try:
+            with contextlib.suppress(NotCancellable):  # it already ended
                 await self.onair.cancel(
                     System(f"alert:{row.identifier}"),
                     alert.broadcast_id,
                     f"{state} by CAP {row.msg_type} {row.identifier}",
                 )
-            except NotCancellable:
-                pass  # it already ended
         if decision.action == "cancel":
             async with self.sessionmaker() as session:
                 this = await session.get(Alert, row.id)
@@ -154,8 +153,6 @@ class AlertService:
                 announcement_id=announcement_id,
                 targets=Targets(villages=tuple(sorted(villages))),
                 priority=Priority.parse(row.priority),
-                exercise=row.exercise,
-                valid_until=row.expires_at,
             )
             sent = await self.onair.send(actor, req)
             broadcast_id = sent.broadcast.id if sent.broadcast else None

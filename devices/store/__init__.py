@@ -49,6 +49,7 @@ from .listeners import (
 )
 from .regions import (
     DEMO_REGIONS,
+    admin_codes,
     child_codes,
     get_region,
     get_village,
@@ -56,6 +57,7 @@ from .regions import (
     import_regions_file,
     list_regions,
     load_tree,
+    province_of,
     update_village_settings,
 )
 from .speakers import (
@@ -93,6 +95,7 @@ __all__ = [
     "account_by_api_token",
     "actor_of",
     "add_group_members",
+    "admin_codes",
     "approve_listener",
     "audit",
     "authenticate",
@@ -133,6 +136,7 @@ __all__ = [
     "mark_all_offline",
     "members_of",
     "note_api_token_use",
+    "province_of",
     "remove_group_member",
     "resident_counts",
     "resolve",

@@ -20,6 +20,7 @@ from ..village_settings import normalize_tags, parse_quiet_hours
 
 __all__ = [
     "DEMO_REGIONS",
+    "admin_codes",
     "child_codes",
     "get_region",
     "get_village",
@@ -27,6 +28,7 @@ __all__ = [
     "import_regions_file",
     "list_regions",
     "load_tree",
+    "province_of",
     "update_village_settings",
 ]
 
@@ -51,11 +53,15 @@ async def import_regions(session: AsyncSession, tree: dict[str, Any]) -> int:
         region.position = pos
         if "tags" in data:
             region.tags = normalize_tags(data["tags"])
+        region.admin_code = data.get("admin_code") or region.admin_code
+        if kind == "county":
+            region.province_ko = data.get("province_ko") or region.province_ko
     await session.flush()
     return sum(1 for row in rows if row[1] == "village")
 
 
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_ADMIN_CODE = re.compile(r"^[0-9]{2,20}$")
 
 _Row = tuple[str, str, dict[str, Any], str | None, int]
 
@@ -73,6 +79,12 @@ def _tree_rows(tree: Any) -> list[_Row]:
             value = data.get(key)
             if not isinstance(value, str) or not 1 <= len(value) <= 100:
                 raise errors.InvalidField(f"{where} {code}: {key} must be 1–100 characters")
+        admin = data.get("admin_code")
+        if admin is not None and (not isinstance(admin, str) or not _ADMIN_CODE.match(admin)):
+            raise errors.InvalidField(f"{where} {code}: admin_code must be 2–20 ASCII digits")
+        province = data.get("province_ko")
+        if province is not None and (not isinstance(province, str) or len(province) > 50):
+            raise errors.InvalidField(f"{where} {code}: province_ko must be a name")
         return data
 
     if not isinstance(tree, dict) or not isinstance(tree.get("districts"), list):
@@ -157,3 +169,17 @@ async def update_village_settings(
     village.tags = tags
     await session.flush()
     return village
+
+
+async def admin_codes(session: AsyncSession) -> dict[str, str]:
+    """Official administrative code → region code, for the regions that have one."""
+    rows = await session.execute(
+        select(Region.admin_code, Region.code).where(Region.admin_code.is_not(None))
+    )
+    return {admin: code for admin, code in rows.all() if admin}
+
+
+async def province_of(session: AsyncSession, county_code: str) -> str:
+    """The province a county lies in ("" when the region file did not say)."""
+    county = await session.get(Region, county_code)
+    return (county.province_ko or "") if county is not None else ""
