@@ -32,7 +32,7 @@ from .api_announcements import INGEST
 from .auth import require_account
 from .keys import EVENTS, ONAIR, SESSIONMAKER, SETTINGS
 from .settings import SettingsError
-from .validation import json_body, page, page_params, path_int, text_field
+from .validation import bool_field, json_body, page, page_params, path_int, text_field
 
 __all__ = ["ALERTS", "ASRUN", "alert_json", "setup"]
 
@@ -123,17 +123,20 @@ async def get_one(request: web.Request) -> web.Response:
 
 
 async def approve(request: web.Request) -> web.Response:
-    """Air a pending alert, optionally to other villages ``{villages}`` (the plan's rules apply)."""
+    """Air a pending alert ``{villages?, defer_quiet?}``: the door's rules apply (quiet hours)."""
     account = _staff(await require_account(request))
     data: dict[str, Any] = {}
     if request.can_read_body:
-        data = await json_body(request, ("villages",))
+        data = await json_body(request, ("villages", "defer_quiet"))
     villages = data.get("villages")
     if villages is not None and (
         not isinstance(villages, list) or not all(isinstance(v, str) for v in villages)
     ):
         raise InvalidField("villages must be a list of village codes", field="villages")
-    alert = await request.app[ALERTS].approve(account, path_int(request), villages)
+    alert = await request.app[ALERTS].approve(
+        account, path_int(request), villages,
+        defer_quiet=bool_field(data, "defer_quiet", default=False),
+    )  # fmt: skip
     tz = ZoneInfo(request.app[SETTINGS].timezone)
     return web.json_response(alert_json(alert, tz))
 

@@ -94,6 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
     prune = archive.add_parser("prune", help="delete announcements past the retention period")
     prune.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
     _db_options(prune)
+
+    asrun = sub.add_parser("asrun", help="the signed as-run log").add_subparsers(
+        dest="action", required=True
+    )
+    verify = asrun.add_parser("verify", help="check an export's chain and signatures (offline)")
+    verify.add_argument("file", type=Path, help="the JSON Lines export of GET /api/v1/asrun")
+    verify.add_argument(
+        "--public-key", default=None, help="the county's published key (hex); default: the file's"
+    )
     return parser
 
 
@@ -263,6 +272,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "regions_import": cmd_regions_import,
     "speaker": _delegate("streaming.speaker"),
     "archive_prune": _delegate("web.archive_cli"),
+    "asrun_verify": _delegate("web.asrun_cli"),
 }
 
 if __name__ == "__main__":

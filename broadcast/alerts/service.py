@@ -135,8 +135,19 @@ class AlertService:
                 this.reason = f"cancelled {len(earlier)} earlier alert(s)"
                 await session.commit()
 
-    async def _air(self, row: Alert, actor: Staff | System, villages: frozenset[str]) -> None:
-        """Speak the alert and send it through the door; the row says what happened."""
+    async def _air(
+        self,
+        row: Alert,
+        actor: Staff | System,
+        villages: frozenset[str],
+        *,
+        defer_quiet: bool = False,
+    ) -> None:
+        """Speak the alert and send it through the door; the row says what happened.
+
+        A staff member's approval answers with the door's own refusal (quiet hours, rights); an
+        automatic airing that fails leaves the alert pending, with the reason, for a person.
+        """
         account = actor.account if isinstance(actor, Staff) else None
         state, reason, broadcast_id = "aired", row.reason, None
         try:
@@ -153,10 +164,13 @@ class AlertService:
                 announcement_id=announcement_id,
                 targets=Targets(villages=tuple(sorted(villages))),
                 priority=Priority.parse(row.priority),
+                defer_quiet=defer_quiet,
             )
             sent = await self.onair.send(actor, req)
             broadcast_id = sent.broadcast.id if sent.broadcast else None
         except Exception as exc:  # stored with the reason: an operator sees it on the alerts page
+            if isinstance(actor, Staff):
+                raise
             log.exception("alert %s could not be aired", row.identifier)
             state, reason = "pending", f"could not be aired automatically: {exc}"
         async with self.sessionmaker() as session:
@@ -170,7 +184,12 @@ class AlertService:
     # --- staff decisions -----------------------------------------------------------------------
 
     async def approve(
-        self, account: Account, alert_id: int, villages: list[str] | None = None
+        self,
+        account: Account,
+        alert_id: int,
+        villages: list[str] | None = None,
+        *,
+        defer_quiet: bool = False,
     ) -> Alert:
         """Air a pending alert (optionally to other villages), as the approving staff member."""
         async with self.sessionmaker() as session:
@@ -178,7 +197,7 @@ class AlertService:
             if row.state != "pending":
                 raise AlertNotPending(f"alert {alert_id} is {row.state}", state=row.state)
         chosen = frozenset(villages) if villages is not None else frozenset(row.villages)
-        await self._air(row, Staff(account), chosen)  # the door checks the account's rights
+        await self._air(row, Staff(account), chosen, defer_quiet=defer_quiet)  # the door's rules
         async with self.sessionmaker() as session:
             return await self._get(session, alert_id)
 
