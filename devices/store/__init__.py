@@ -37,6 +37,7 @@ from .clients import (
     TokenClient,
     client_by_token,
     note_api_token_use,
+    revoked_among,
 )
 from .listeners import (
     approve_listener,
@@ -141,6 +142,7 @@ __all__ = [
     "revoke_api_token",
     "revoke_device",
     "revoke_listener",
+    "revoked_among",
     "set_presence",
     "speaker_counts",
     "start_login",
