@@ -11,24 +11,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from devices import errors, store
 from devices.models import Account, ApiToken, Device, Listener
 from devices.orm import utcnow
+from devices.store import Issued
 
 VILLAGE = "goseong-eup-seongnae-ri"
 
 
-@pytest.fixture
-async def goseong(db: AsyncSession) -> AsyncSession:
-    await store.import_regions_file(db, store.DEMO_REGIONS)
+async def _holders(db: AsyncSession) -> tuple[Issued, tuple[Listener, str], Account, Issued]:
+    """A speaker box, a listener, a staff account and its API token (committed)."""
+    box = await store.create_device(db, VILLAGE, "회관")
+    listener = await store.create_listener(db, VILLAGE, "박씨", True)
+    account = await store.create_account(db, "kim", "long password", "village", VILLAGE)
+    api = await store.create_api_token(db, account, "script")
     await db.commit()
-    return db
+    return box, listener, account, api
 
 
 async def test_each_kind_of_token_finds_its_client(goseong: AsyncSession) -> None:
     db = goseong
-    box = await store.create_device(db, VILLAGE, "회관")
-    listener, listener_token = await store.create_listener(db, VILLAGE, "박씨", True)
-    account = await store.create_account(db, "kim", "long password", "village", VILLAGE)
-    api = await store.create_api_token(db, account, "script")
-    await db.commit()
+    box, (listener, listener_token), _, api = await _holders(db)
     assert isinstance((await store.client_by_token(db, box.token)).client, Device)
     found = (await store.client_by_token(db, listener_token)).client
     assert isinstance(found, Listener)
@@ -45,10 +45,7 @@ async def test_each_kind_of_token_finds_its_client(goseong: AsyncSession) -> Non
 
 async def test_revoked_pending_and_disabled_holders_are_refused(goseong: AsyncSession) -> None:
     db = goseong
-    box = await store.create_device(db, VILLAGE, "회관")
-    listener, token = await store.create_listener(db, VILLAGE, "박씨", True)
-    account = await store.create_account(db, "kim", "long password", "village", VILLAGE)
-    api = await store.create_api_token(db, account, "script")
+    box, (listener, token), account, api = await _holders(db)
     listener.status = "pending"
     await db.commit()
     with pytest.raises(errors.PendingApproval):
