@@ -390,6 +390,11 @@ class LiveDesk:
             raise
         return add_public_candidates(answer.sdp, self.config.public_address)
 
+    @property
+    def listener_ids(self) -> set[int]:
+        """The residents listening over WebRTC now."""
+        return set(self._listener_of.values())
+
     async def close_listener(self, listener_id: int) -> int:
         """End a revoked listener's WebRTC listens; how many were open."""
         peers = [pc for pc, lid in self._listener_of.items() if lid == listener_id]

@@ -143,6 +143,10 @@ class Visibility:
         """Whether any of these regions is visible (a broadcast and its target villages)."""
         return self.regions is None or any(c in self.regions for c in codes)
 
+    def sees_all(self, codes: Iterable[str]) -> bool:
+        """Whether every one of these regions is visible (acting on a broadcast: cancel)."""
+        return self.regions is None or all(c in self.regions for c in codes)
+
     def sees(
         self, region_code: str | None, *, author_id: int | None = None, published: bool = False
     ) -> bool:

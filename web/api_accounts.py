@@ -12,6 +12,7 @@ from devices.errors import BadCredentials, InvalidField, NotPermitted
 from devices.models import Account, ApiToken, AuditEntry
 
 from .auth import SESSION_COOKIE, current_account, require_account
+from .changes import commit_change
 from .keys import SESSIONMAKER, SETTINGS
 from .openapi import document
 from .openapi import json_body as body_spec
@@ -147,12 +148,8 @@ async def create_token(request: web.Request) -> web.Response:
     tz = request.app[SETTINGS].timezone
     async with request.app[SESSIONMAKER]() as session:
         issued = await store.create_api_token(session, account, name)
-        store.audit(
-            session, store.actor_of(account), "token.add", f"token:{issued.id}", None, name=name
-        )
-        row = await session.get(ApiToken, issued.id)
-        await session.commit()
-    assert row is not None
+        row = await store.get_api_token(session, account.id, issued.id)
+        await commit_change(request, session, account, "token.add", f"token:{issued.id}", name=name)
     return web.json_response({**_token_json(row, tz), "token": issued.token}, status=201)
 
 
@@ -171,8 +168,7 @@ async def revoke_token(request: web.Request) -> web.Response:
     token_id = path_int(request)
     async with request.app[SESSIONMAKER]() as session:
         await store.revoke_api_token(session, account.id, token_id)
-        store.audit(session, store.actor_of(account), "token.revoke", f"token:{token_id}")
-        await session.commit()
+        await commit_change(request, session, account, "token.revoke", f"token:{token_id}")
     return web.Response(status=204)
 
 
@@ -209,16 +205,16 @@ async def create_user(request: web.Request) -> web.Response:
     async with request.app[SESSIONMAKER]() as session:
         account = await store.create_account(session, username, password, role, region)
         account.display_name = display
-        store.audit(
+        await commit_change(
+            request,
             session,
-            store.actor_of(admin),
+            admin,
             "account.add",
             f"account:{account.id}",
             region,
             username=username,
             role=role,
         )
-        await session.commit()
         await session.refresh(account, ["region"])
     return web.json_response(account_json(account, tz), status=201)
 
@@ -241,15 +237,15 @@ async def disable_user(request: web.Request) -> web.Response:
     async with request.app[SESSIONMAKER]() as session:
         account = await store.get_account(session, account_id)
         await store.disable_account(session, account)
-        store.audit(
+        await commit_change(
+            request,
             session,
-            store.actor_of(admin),
+            admin,
             "account.disable",
             f"account:{account.id}",
             account.region_code,
             username=account.username,
         )
-        await session.commit()
     return web.Response(status=204)
 
 
@@ -262,9 +258,7 @@ async def audit_log(request: web.Request) -> web.Response:
         raise InvalidField("action is too long", field="action")
     tz = request.app[SETTINGS].timezone
     async with request.app[SESSIONMAKER]() as session:
-        regions = None
-        if account.role != "admin":
-            regions = policy.visible_regions(account, await store.load_tree(session))
+        regions = policy.visibility(account, await store.load_tree(session)).regions
         rows, total = await store.list_audit(session, regions, limit, offset, action)
     return web.json_response(page([_audit_json(e, tz) for e in rows], total, limit, offset))
 

@@ -2,25 +2,28 @@
 
 Revoking a token (or deleting its device or listener) calls :func:`cut_client`: it ends the
 client's open MP3 and Ogg connections and WebRTC listens at once and forgets its cached token,
-so that an HLS player's next segment fetch is refused.
+so that an HLS player's next segment fetch is refused. A revocation made elsewhere (the CLI,
+another node) is found by :func:`recheck` within :data:`RECHECK_S`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Literal
 
 from aiohttp import web
 
+from devices import store
 from devices.errors import BadToken
 from devices.models import Device, Listener, Region
 from streaming.errors import WrongVillage
 
 from .auth import stream_client, stream_token
-from .keys import ONAIR
+from .keys import ONAIR, SESSIONMAKER
 
 __all__ = [
     "OPEN_STREAMS",
@@ -29,6 +32,7 @@ __all__ = [
     "cached_client",
     "cut_client",
     "feed_access",
+    "recheck",
     "setup",
 ]
 
@@ -40,6 +44,9 @@ ClientKind = Literal["device", "listener"]
 # crowd reconnecting at once costs no query each (revocation empties it: see cut_client).
 CLIENT_CACHE_S = 5.0
 CLIENT_CACHE_SIZE = 20_000
+
+# Revocations this process did not make (the CLI, another node) are found this often.
+RECHECK_S = 2.0
 
 _CLIENTS = web.AppKey("stream_clients", dict[str, tuple[float, Device | Listener]])
 _INFLIGHT = web.AppKey("stream_client_lookups", dict[str, "asyncio.Future[Device | Listener]"])
@@ -69,6 +76,10 @@ class OpenStreams:
                     del self._open[key]
 
         return remove
+
+    def clients(self, kind: ClientKind) -> set[int]:
+        """The ids of the clients of a kind that hold a stream open."""
+        return {cid for k, cid in self._open if k == kind}
 
     def count(self, kind: ClientKind, client_id: int) -> int:
         """How many streams this client holds open."""
@@ -123,6 +134,11 @@ async def cut_client(app: web.Application, kind: ClientKind, client_id: int) -> 
     return closed
 
 
+def _webrtc_listener_ids(app: web.Application) -> set[int]:
+    onair = app.get(ONAIR)
+    return set() if onair is None else onair.live.listener_ids
+
+
 async def _close_webrtc_listens(app: web.Application, listener_id: int) -> int:
     onair = app.get(ONAIR)
     return 0 if onair is None else await onair.live.close_listener(listener_id)
@@ -144,8 +160,42 @@ async def feed_access(request: web.Request, village: Region) -> Device | Listene
     return client
 
 
+async def recheck(app: web.Application) -> int:
+    """Cut the open streams of clients revoked elsewhere (the CLI, another node, the database)."""
+    registry = app[OPEN_STREAMS]
+    devices = registry.clients("device")
+    listeners = registry.clients("listener") | _webrtc_listener_ids(app)
+    if not devices and not listeners:
+        return 0
+    async with app[SESSIONMAKER]() as session:
+        gone_devices, gone_listeners = await store.revoked_among(session, devices, listeners)
+    closed = 0
+    for device_id in gone_devices:
+        closed += await cut_client(app, "device", device_id)
+    for listener_id in gone_listeners:
+        closed += await cut_client(app, "listener", listener_id)
+    return closed
+
+
+async def _recheck_loop(app: web.Application) -> AsyncIterator[None]:
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(RECHECK_S)
+            try:
+                await recheck(app)
+            except Exception as exc:  # a database outage must not end the streams
+                log.warning("re-checking open stream clients failed: %s", exc)
+
+    task = asyncio.create_task(loop(), name="stream-client-recheck")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def setup(app: web.Application) -> None:
-    """Create the token cache and the open-stream registry."""
+    """Create the token cache, the open-stream registry and its periodic re-check."""
     app[_CLIENTS] = {}
     app[_INFLIGHT] = {}
     app[OPEN_STREAMS] = OpenStreams()
+    app.cleanup_ctx.append(_recheck_loop)

@@ -31,6 +31,7 @@ __all__ = [
     "disable_account",
     "end_login",
     "get_account",
+    "get_api_token",
     "list_accounts",
     "list_api_tokens",
     "login_of",
@@ -168,10 +169,16 @@ async def list_api_tokens(session: AsyncSession, account_id: int) -> list[ApiTok
     return list(rows.all())
 
 
-async def revoke_api_token(session: AsyncSession, account_id: int, token_id: int) -> ApiToken:
-    """Revoke one of the account's own API tokens."""
+async def get_api_token(session: AsyncSession, account_id: int, token_id: int) -> ApiToken:
+    """One of the account's own unrevoked API tokens, or :class:`errors.UnknownToken`."""
     row = await session.get(ApiToken, token_id)
     if row is None or row.account_id != account_id or row.revoked_at is not None:
         raise errors.UnknownToken(f"no API token {token_id} of yours")
+    return row
+
+
+async def revoke_api_token(session: AsyncSession, account_id: int, token_id: int) -> ApiToken:
+    """Revoke one of the account's own API tokens."""
+    row = await get_api_token(session, account_id, token_id)
     row.revoked_at = utcnow()
     return row

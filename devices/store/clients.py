@@ -26,6 +26,7 @@ __all__ = [
     "TokenClient",
     "client_by_token",
     "note_api_token_use",
+    "revoked_among",
 ]
 
 Client = Device | Listener | Account
@@ -106,3 +107,24 @@ async def note_api_token_use(session: AsyncSession, api_token_id: int, now: date
         )
         .values(last_used_at=now)
     )
+
+
+async def revoked_among(
+    session: AsyncSession, device_ids: Collection[int], listener_ids: Collection[int]
+) -> tuple[set[int], set[int]]:
+    """Which of these boxes and listeners may no longer stream (revoked, deleted, not active)."""
+    devices: set[int] = set()
+    listeners: set[int] = set()
+    if device_ids:
+        live = await session.scalars(
+            select(Device.id).where(Device.id.in_(list(device_ids)), Device.revoked_at.is_(None))
+        )
+        devices = set(device_ids) - set(live.all())
+    if listener_ids:
+        active = await session.scalars(
+            select(Listener.id).where(
+                Listener.id.in_(list(listener_ids)), Listener.status == "active"
+            )
+        )
+        listeners = set(listener_ids) - set(active.all())
+    return devices, listeners

@@ -22,7 +22,6 @@ __all__ = [
     "create_listener",
     "get_listener",
     "list_listeners",
-    "listener_by_token",
     "listeners_of",
     "resident_counts",
     "revoke_listener",
@@ -47,11 +46,6 @@ async def create_listener(
     session.add(listener)
     await session.flush()
     return listener, token
-
-
-async def listener_by_token(session: AsyncSession, token: str) -> Listener | None:
-    """The listener holding this token (any status: callers check ``status``)."""
-    return await session.scalar(select(Listener).where(Listener.token_hash == hash_token(token)))
 
 
 async def listeners_of(session: AsyncSession, village: str) -> list[Listener]:

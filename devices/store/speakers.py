@@ -26,7 +26,6 @@ __all__ = [
     "create_device",
     "create_group",
     "delete_group",
-    "device_by_token",
     "devices_by_village",
     "get_device",
     "get_group",
@@ -55,13 +54,6 @@ async def create_device(session: AsyncSession, village_code: str, name: str) -> 
     session.add(device)
     await session.flush()
     return Issued(device.id, token)
-
-
-async def device_by_token(session: AsyncSession, token: str) -> Device | None:
-    """The live (not revoked) speaker box holding this token."""
-    return await session.scalar(
-        select(Device).where(Device.token_hash == hash_token(token), Device.revoked_at.is_(None))
-    )
 
 
 async def set_presence(

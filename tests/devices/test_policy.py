@@ -116,3 +116,30 @@ def test_check_targets_judges_groups_by_their_region() -> None:
     for account, gid in ((OFFICER, 2), (HEAD, 1)):
         with pytest.raises(UnknownGroup, match=f"unknown device group: {gid}$"):
             policy.check_targets(account, Targets(groups=(gid,)), TREE, regions)
+
+
+def test_visibility_is_the_one_rule_of_lists_and_lookups() -> None:
+    admin, officer, head = (policy.visibility(a, TREE) for a in (ADMIN, OFFICER, HEAD))
+    assert admin.everything
+    assert admin.villages is None
+    assert officer.villages == {"D1a", "D1b"}
+    assert head.villages == {"D1a"}
+    for vis, account in ((admin, ADMIN), (officer, OFFICER), (head, HEAD)):
+        for code in MATRIX:
+            assert vis.sees_region(code) == policy.can_see_region(account, TREE.node(code))
+    assert not officer.sees_region(None)
+    assert officer.sees_any(["D2a", "D1b"])
+    assert not officer.sees_all(["D2a", "D1b"])
+    assert officer.sees_all(["D1a", "D1b"])
+    # announcements: published, or the account's own, or placed within its regions
+    assert not head.sees("C")
+    assert head.sees("C", published=True)
+    assert policy.visibility(Author(7, "village", "D1a"), TREE).sees("D2", author_id=7)
+    assert not head.sees("D2", author_id=7)
+
+
+@dataclass(frozen=True)
+class Author:
+    id: int
+    role: str
+    region_code: str

@@ -18,10 +18,10 @@ async def test_device_token_is_stored_hashed_and_authenticates(db: AsyncSession)
     device = await db.get(Device, issued.id)
     assert device is not None
     assert issued.token not in device.token_hash
-    found = await store.device_by_token(db, issued.token)
-    assert found is not None
+    found = (await store.client_by_token(db, issued.token)).client
     assert found.id == issued.id
-    assert await store.device_by_token(db, issued.token + "x") is None
+    with pytest.raises(errors.BadToken):
+        await store.client_by_token(db, issued.token + "x")
 
 
 async def test_unknown_village_is_refused(db: AsyncSession) -> None:

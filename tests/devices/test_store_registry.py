@@ -15,13 +15,6 @@ VILLAGE = "goseong-eup-seongnae-ri"
 NEIGHBOUR = "goseong-eup-seooe-ri"
 
 
-@pytest.fixture
-async def goseong(db: AsyncSession) -> AsyncSession:
-    await store.import_regions_file(db, store.DEMO_REGIONS)
-    await db.commit()
-    return db
-
-
 async def test_authenticate_checks_password_and_disabled(goseong: AsyncSession) -> None:
     db = goseong
     account = await store.create_account(db, "kim", "long password", "district", "goseong-eup")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from devices import store
+from devices.errors import BadToken
 from devices.models import Device
 from devices.targets import Targets
 from web.keys import SESSIONMAKER
@@ -36,7 +38,7 @@ async def test_token_is_shown_once_and_stored_hashed(
         row = await session.get(Device, body["id"])
         assert row is not None
         assert token not in row.token_hash
-        assert (await store.device_by_token(session, token)).id == body["id"]  # type: ignore[union-attr]
+        assert (await store.client_by_token(session, token)).client.id == body["id"]
     listed = await (await client.get("/api/v1/devices", headers=admin_headers)).json()
     assert [d["name"] for d in listed["items"]] == ["회관 앞"]
     assert "token" not in listed["items"][0]
@@ -63,7 +65,8 @@ async def test_revoked_device_token_stops_working(
         await client.delete(f"/api/v1/devices/{body['id']}", headers=admin_headers)
     ).status == 204
     async with client.app[SESSIONMAKER]() as session:
-        assert await store.device_by_token(session, body["token"]) is None
+        with pytest.raises(BadToken):
+            await store.client_by_token(session, body["token"])
     assert (await client.get(f"/api/v1/devices/{body['id']}", headers=admin_headers)).status == 404
     assert (
         await client.delete(f"/api/v1/devices/{body['id']}", headers=admin_headers)

@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
+from devices import store
 from streaming.webrtc import pinned_host_addresses
 from tests.broadcast.support import add_listener, add_speaker
 from tests.streaming.fixtures import wait_for
+from web.keys import SESSIONMAKER
 from web.stream_clients import OPEN_STREAMS
 from web.streams import HUB
 
@@ -79,6 +81,22 @@ async def test_deleting_a_device_ends_its_stream_and_its_cached_token(
     assert await _seconds_to_eof(box) < CUT_WITHIN_S
     for path in (f"/live/{VILLAGE}.m3u", f"/hls/{VILLAGE}/live.m3u8", f"/hls/{VILLAGE}/s1.ts"):
         assert (await client.get(path, params={"token": token})).status == 401, path
+
+
+async def test_a_revocation_made_elsewhere_is_found_within_seconds(client: Any) -> None:
+    """The CLI, another node or an operator revoking in the database: the re-check finds it."""
+    listener_id, token = await add_listener(client.app, VILLAGE, "박씨")
+    device_id, box_token = await add_speaker(client.app, VILLAGE, "회관")
+    phone = await _open(client, f"/live/{VILLAGE}.mp3", token)
+    box = await _open(client, f"/live/{VILLAGE}.mp3", box_token)
+    await _wait_open(client, "listener", listener_id, 1)
+    await _wait_open(client, "device", device_id, 1)
+    async with client.app[SESSIONMAKER]() as session:  # not through this process's API
+        store.revoke_listener(await store.get_listener(session, listener_id))
+        store.revoke_device(await store.get_device(session, device_id))
+        await session.commit()
+    waited = await asyncio.gather(_seconds_to_eof(phone), _seconds_to_eof(box))
+    assert max(waited) < CUT_WITHIN_S
 
 
 @pytest.mark.ffmpeg
