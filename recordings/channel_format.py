@@ -26,7 +26,6 @@ __all__ = [
     "SILENCE_FRAME",
     "FrameHeader",
     "FrameSplitter",
-    "is_channel_frame",
     "parse_header",
     "split_frames",
 ]
@@ -103,12 +102,6 @@ def parse_header(data: bytes | memoryview, offset: int = 0) -> FrameHeader | Non
     padding = (b2 >> 1) & 0x1
     length = 144_000 * bitrate_kbps // sample_rate + padding
     return FrameHeader(bitrate_kbps, sample_rate, (b3 >> 6) == 0x3, length)
-
-
-def is_channel_frame(frame: bytes) -> bool:
-    """Whether a frame is in the channel format (48 kHz mono MPEG-1 Layer III)."""
-    header = parse_header(frame)
-    return header is not None and header.sample_rate == SAMPLE_RATE_HZ and header.mono
 
 
 def _id3v2_size(data: bytes) -> int:

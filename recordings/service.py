@@ -26,11 +26,19 @@ from . import store, transcode, tts
 from .archive import Archive, disk_errors, sha256_file
 from .chimes import Chimes, ensure_chimes
 from .errors import EmptyAudio, IngestBusy, RecordingsError, StorageFull
-from .media import Probe, check_complete, check_probe, demuxer_of, original_extension
+from .media import (
+    Probe,
+    check_complete,
+    check_probe,
+    decoded_bound_s,
+    demuxer_of,
+    original_extension,
+)
 from .models import Announcement, Rendition
 from .pipeline import FORMATS, Normalized, normalize
 from .retention import ORPHAN_GRACE_S, find_orphans
 from .tags import Tags, tag_mp3, tag_opus
+from .transcode import PCM_BYTES_PER_S
 
 __all__ = ["IngestService"]
 
@@ -306,19 +314,26 @@ class IngestService:
         if waited_s < self.space_wait_s:
             # A full disk (or a failure that could not be written): retry when space returns.
             log.warning("announcement %s waits for disk space: %s", announcement_id, failure)
-            task = asyncio.create_task(self._wait_for_space(announcement_id, waited_s))
+            need = self._scratch_bytes(meta.get("readable_s"))
+            task = asyncio.create_task(self._wait_for_space(announcement_id, waited_s, need))
             self._waiting.add(task)
             task.add_done_callback(self._waiting.discard)
             return True
         await self._fail(announcement_id, failure)  # out of patience: the true reason
         return False
 
-    async def _wait_for_space(self, announcement_id: int, waited_s: float) -> None:
+    def _scratch_bytes(self, accepted_s: float | None) -> int:
+        """Disk space a job needs (its PCM and the limiter's copy); 0 when not known."""
+        if accepted_s is None:
+            return 0
+        return 2 * PCM_BYTES_PER_S * int(decoded_bound_s(accepted_s, self.max_duration_s))
+
+    async def _wait_for_space(self, announcement_id: int, waited_s: float, need: int) -> None:
         """Retry a job that met a full disk once space returns (or fail it after a while)."""
         while waited_s < self.space_wait_s:
             await asyncio.sleep(self.space_poll_s)
             waited_s += self.space_poll_s
-            if await asyncio.to_thread(self.archive.free_bytes) >= self.min_free_bytes:
+            if await asyncio.to_thread(self.archive.free_bytes) >= self.min_free_bytes + need:
                 break
         try:
             if not await self._process(announcement_id, waited_s):
