@@ -188,21 +188,24 @@ class IngestService:
                 "claimed_s": probe.claimed_s,
                 "readable_s": probe.readable_s,
             }
-        async with self._sessionmaker() as session:
-            row = await store.create_announcement(
-                session,
-                title=title,
-                source=source,
-                text=text,
-                original_name=original_name,
-                original_path=relative,
-                sha256=sha,
-                created_by=created_by,
-                region_code=region_code,
-                meta=meta,
-            )
-            await session.commit()
-            announcement_id = row.id
+        # A database on the full disk refuses the commit: a 507 too (the original left in the
+        # archive without a row is an orphan, swept at the next start).
+        with disk_errors("recording the upload"):
+            async with self._sessionmaker() as session:
+                row = await store.create_announcement(
+                    session,
+                    title=title,
+                    source=source,
+                    text=text,
+                    original_name=original_name,
+                    original_path=relative,
+                    sha256=sha,
+                    created_by=created_by,
+                    region_code=region_code,
+                    meta=meta,
+                )
+                await session.commit()
+                announcement_id = row.id
         self._enqueue(announcement_id)
         return announcement_id
 
