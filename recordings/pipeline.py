@@ -18,7 +18,7 @@ from .channel_format import (
     FrameSplitter,
     parse_header,
 )
-from .errors import EmptyAudio, ProcessingFailed
+from .errors import DecodesTooLong, EmptyAudio, ProcessingFailed
 from .media import (
     LIMITER_CEILING_DBFS,
     TARGET_LUFS,
@@ -134,8 +134,14 @@ async def normalize(
     decoded = await transcode.decode_measure(
         src, raw, demuxer=demuxer, max_seconds=bound_s, limit_s=120 + bound_s / 2
     )
+    if decoded.cut and accepted_s is not None:
+        raise DecodesTooLong(
+            f"the audio decodes to more than {bound_s:.0f} s although the file says it lasts "
+            f"{accepted_s:.0f} s; decoding was stopped"
+        )
+    check_complete(claimed_s, decoded.seconds, max_duration_s)  # cut: too long, by the limit
     source = decoded.loudness
-    check_complete(claimed_s, decoded.seconds, max_duration_s)
+    assert source is not None
     span = await asyncio.to_thread(scan_raw, raw, SAMPLE_RATE_HZ, source.integrated_lufs)
     if span.duration_s < 0.1:
         raise EmptyAudio("the file holds only silence")
