@@ -135,7 +135,8 @@ async def test_bad_upload_is_refused_and_leaves_nothing(
     two_hour_mp3: Path, case: str, status: int,
 ) -> None:  # fmt: skip
     read = asyncio.to_thread
-    data, title, name = b"", "안내", "x.mp3"
+    data, name = b"", "x.mp3"
+    title: str | None = "안내"
     if case == "png-named-mp3":
         data = png_bytes()
     elif case == "truncated-mp3":
