@@ -126,16 +126,16 @@ class IngestService:
     async def admit(self, incoming_bytes: int = 0) -> None:
         """Refuse new work before it is received: :class:`IngestBusy` when the queue is full,
         :class:`StorageFull` when the disk would keep less than ``min_free_bytes`` free."""
+        free = await asyncio.to_thread(self.archive.free_bytes)
+        if free - max(0, incoming_bytes) < self.min_free_bytes:  # first: the truer reason
+            raise StorageFull(
+                f"the server has {free // (1024 * 1024)} MB of disk space left",
+                retry_after_s=300,
+            )
         if len(self._pending) >= self.max_queued:
             raise IngestBusy(
                 f"{len(self._pending)} announcements are waiting to be processed",
                 retry_after_s=30,
-            )
-        free = await asyncio.to_thread(self.archive.free_bytes)
-        if free - max(0, incoming_bytes) < self.min_free_bytes:
-            raise StorageFull(
-                f"the server has {free // (1024 * 1024)} MB of disk space left",
-                retry_after_s=300,
             )
 
     async def inspect(self, path: Path) -> Probe:
