@@ -36,6 +36,7 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from devices import store as dstore
+from recordings.channel_format import MP3_FILE_ARGS, OPUS_FILE_ARGS
 from web.api_announcements import INGEST
 from web.app import create_app
 from web.keys import SESSIONMAKER
@@ -132,11 +133,9 @@ def reference(clip: Path, out: Path) -> float:
     lufs = float(re.findall(r"I:\s+(-?[\d.]+) LUFS", err)[-1])
     gain = f"volume={-16 - lufs:.2f}dB,alimiter=limit=0.75:level=false"
     run_checked(
-        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(clip), "-af", gain,
-         "-ac", "1", "-ar", "48000", "-c:a", "libmp3lame", "-b:a", "64k",
-         "-compression_level", "5", str(out / "ref.mp3"),
-         "-af", gain, "-ac", "1", "-ar", "48000", "-c:a", "libopus", "-b:a", "32k",
-         "-vbr", "constrained", "-compression_level", "5", str(out / "ref.opus")]
+        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(clip),
+         "-af", gain, *MP3_FILE_ARGS, str(out / "ref.mp3"),
+         "-af", gain, *OPUS_FILE_ARGS, str(out / "ref.opus")]
     )  # fmt: skip
     return time.perf_counter() - start
 

@@ -192,8 +192,3 @@ class Archive:
         sha = sha256_file(src)
         size = src.stat().st_size
         return self._commit(src, self.renditions, sha, ext), sha, size
-
-    def commit_named(self, src: Path, final: Path) -> None:
-        """Fsync ``src`` and rename it to ``final`` (e.g. a chime)."""
-        final.parent.mkdir(parents=True, exist_ok=True)
-        _move(src, final)

@@ -26,7 +26,6 @@ __all__ = [
     "SILENCE_FRAME",
     "FrameHeader",
     "FrameSplitter",
-    "is_channel_frame",
     "parse_header",
     "split_frames",
 ]
@@ -63,7 +62,7 @@ OPUS_STREAM_ARGS = (
     "-flush_packets", "1",
 )  # fmt: skip
 
-_MAX_TAG_BYTES = 1024 * 1024  # a leading ID3v2 tag larger than this is garbage, not a tag
+_MAX_TAG_BYTES = 1024 * 1024  # in live input, a leading "ID3v2 tag" larger than this is garbage
 _BITRATES_KBPS = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
 _SAMPLE_RATES = (44_100, 48_000, 32_000)
 
@@ -103,12 +102,6 @@ def parse_header(data: bytes | memoryview, offset: int = 0) -> FrameHeader | Non
     padding = (b2 >> 1) & 0x1
     length = 144_000 * bitrate_kbps // sample_rate + padding
     return FrameHeader(bitrate_kbps, sample_rate, (b3 >> 6) == 0x3, length)
-
-
-def is_channel_frame(frame: bytes) -> bool:
-    """Whether a frame is in the channel format (48 kHz mono MPEG-1 Layer III)."""
-    header = parse_header(frame)
-    return header is not None and header.sample_rate == SAMPLE_RATE_HZ and header.mono
 
 
 def _id3v2_size(data: bytes) -> int:
@@ -153,8 +146,8 @@ class FrameSplitter:
         pos = 0
         if not self._seen_first and buf[:3] == b"ID3":
             size = _id3v2_size(buf)
-            if size > _MAX_TAG_BYTES:
-                size = 0  # not a real tag: resynchronise instead of waiting for it
+            if size > _MAX_TAG_BYTES and not final:
+                size = 0  # live input: not a real tag; resynchronise instead of waiting for it
             elif len(buf) < max(size, 10) and not final:
                 self._pending = buf
                 return frames

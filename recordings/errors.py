@@ -21,7 +21,6 @@ __all__ = [
     "ProcessingFailed",
     "RecordingsError",
     "StorageFull",
-    "TextTooLong",
     "TruncatedAudio",
     "UnknownAnnouncement",
     "UnknownRendition",
@@ -73,12 +72,6 @@ class AudioTooLong(RecordingsError, InvalidError):
     """The recording is longer than the length limit."""
 
     title_ko = "녹음이 허용된 길이보다 깁니다"
-
-
-class TextTooLong(RecordingsError, InvalidError):
-    """The text is too long to be spoken."""
-
-    title_ko = "음성으로 바꿀 글이 너무 깁니다"
 
 
 class ProcessingFailed(RecordingsError):

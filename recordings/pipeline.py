@@ -15,8 +15,10 @@ from .channel_format import (
     OPUS_BITRATE_KBPS,
     OPUS_FILE_ARGS,
     SAMPLE_RATE_HZ,
+    FrameSplitter,
+    parse_header,
 )
-from .errors import EmptyAudio
+from .errors import DecodesTooLong, EmptyAudio, ProcessingFailed
 from .media import (
     LIMITER_CEILING_DBFS,
     TARGET_LUFS,
@@ -81,6 +83,8 @@ async def _encode_all(
             ceiling_dbfs=ceiling,
             limit_s=limit_s,
         )
+        if fmt == "mp3":
+            await asyncio.to_thread(_check_channel_format, files[fmt])
         # The mp3 is measured while the opus is still encoding (the two use both cores).
         return await transcode.measure(files[fmt], limit_s) if fmt == formats[0] else None
 
@@ -94,6 +98,20 @@ async def _encode_all(
     measured = tasks[0].result()
     assert measured is not None
     return files, measured
+
+
+def _check_channel_format(mp3: Path) -> None:
+    """Refuse an mp3 rendition whose first frames are not the channel format (the channel
+    sends them as they are, so a wrong encoder setting would reach every speaker)."""
+    with mp3.open("rb") as f:
+        frames = FrameSplitter().feed(f.read(64 * 1024))
+    headers = [parse_header(frame) for frame in frames]
+    if not headers or any(
+        h is None
+        or (h.bitrate_kbps, h.sample_rate, h.mono) != (MP3_BITRATE_KBPS, SAMPLE_RATE_HZ, True)
+        for h in headers
+    ):
+        raise ProcessingFailed("the mp3 rendition is not in the channel format")
 
 
 async def normalize(
@@ -116,8 +134,14 @@ async def normalize(
     decoded = await transcode.decode_measure(
         src, raw, demuxer=demuxer, max_seconds=bound_s, limit_s=120 + bound_s / 2
     )
+    if decoded.cut and accepted_s is not None:
+        raise DecodesTooLong(
+            f"the audio decodes to more than {bound_s:.0f} s although the file says it lasts "
+            f"{accepted_s:.0f} s; decoding was stopped"
+        )
+    check_complete(claimed_s, decoded.seconds, max_duration_s)  # cut: too long, by the limit
     source = decoded.loudness
-    check_complete(claimed_s, decoded.seconds, max_duration_s)
+    assert source is not None
     span = await asyncio.to_thread(scan_raw, raw, SAMPLE_RATE_HZ, source.integrated_lufs)
     if span.duration_s < 0.1:
         raise EmptyAudio("the file holds only silence")

@@ -26,11 +26,19 @@ from . import store, transcode, tts
 from .archive import Archive, disk_errors, sha256_file
 from .chimes import Chimes, ensure_chimes
 from .errors import EmptyAudio, IngestBusy, RecordingsError, StorageFull
-from .media import Probe, check_complete, check_probe, demuxer_of, original_extension
+from .media import (
+    Probe,
+    check_complete,
+    check_probe,
+    decoded_bound_s,
+    demuxer_of,
+    original_extension,
+)
 from .models import Announcement, Rendition
 from .pipeline import FORMATS, Normalized, normalize
 from .retention import ORPHAN_GRACE_S, find_orphans
 from .tags import Tags, tag_mp3, tag_opus
+from .transcode import PCM_BYTES_PER_S
 
 __all__ = ["IngestService"]
 
@@ -118,16 +126,16 @@ class IngestService:
     async def admit(self, incoming_bytes: int = 0) -> None:
         """Refuse new work before it is received: :class:`IngestBusy` when the queue is full,
         :class:`StorageFull` when the disk would keep less than ``min_free_bytes`` free."""
+        free = await asyncio.to_thread(self.archive.free_bytes)
+        if free - max(0, incoming_bytes) < self.min_free_bytes:  # first: the truer reason
+            raise StorageFull(
+                f"the server has {free // (1024 * 1024)} MB of disk space left",
+                retry_after_s=300,
+            )
         if len(self._pending) >= self.max_queued:
             raise IngestBusy(
                 f"{len(self._pending)} announcements are waiting to be processed",
                 retry_after_s=30,
-            )
-        free = await asyncio.to_thread(self.archive.free_bytes)
-        if free - max(0, incoming_bytes) < self.min_free_bytes:
-            raise StorageFull(
-                f"the server has {free // (1024 * 1024)} MB of disk space left",
-                retry_after_s=300,
             )
 
     async def inspect(self, path: Path) -> Probe:
@@ -180,21 +188,24 @@ class IngestService:
                 "claimed_s": probe.claimed_s,
                 "readable_s": probe.readable_s,
             }
-        async with self._sessionmaker() as session:
-            row = await store.create_announcement(
-                session,
-                title=title,
-                source=source,
-                text=text,
-                original_name=original_name,
-                original_path=relative,
-                sha256=sha,
-                created_by=created_by,
-                region_code=region_code,
-                meta=meta,
-            )
-            await session.commit()
-            announcement_id = row.id
+        # A database on the full disk refuses the commit: a 507 too (the original left in the
+        # archive without a row is an orphan, swept at the next start).
+        with disk_errors("recording the upload"):
+            async with self._sessionmaker() as session:
+                row = await store.create_announcement(
+                    session,
+                    title=title,
+                    source=source,
+                    text=text,
+                    original_name=original_name,
+                    original_path=relative,
+                    sha256=sha,
+                    created_by=created_by,
+                    region_code=region_code,
+                    meta=meta,
+                )
+                await session.commit()
+                announcement_id = row.id
         self._enqueue(announcement_id)
         return announcement_id
 
@@ -306,19 +317,26 @@ class IngestService:
         if waited_s < self.space_wait_s:
             # A full disk (or a failure that could not be written): retry when space returns.
             log.warning("announcement %s waits for disk space: %s", announcement_id, failure)
-            task = asyncio.create_task(self._wait_for_space(announcement_id, waited_s))
+            need = self._scratch_bytes(meta.get("readable_s"))
+            task = asyncio.create_task(self._wait_for_space(announcement_id, waited_s, need))
             self._waiting.add(task)
             task.add_done_callback(self._waiting.discard)
             return True
         await self._fail(announcement_id, failure)  # out of patience: the true reason
         return False
 
-    async def _wait_for_space(self, announcement_id: int, waited_s: float) -> None:
+    def _scratch_bytes(self, accepted_s: float | None) -> int:
+        """Disk space a job needs (its PCM and the limiter's copy); 0 when not known."""
+        if accepted_s is None:
+            return 0
+        return 2 * PCM_BYTES_PER_S * int(decoded_bound_s(accepted_s, self.max_duration_s))
+
+    async def _wait_for_space(self, announcement_id: int, waited_s: float, need: int) -> None:
         """Retry a job that met a full disk once space returns (or fail it after a while)."""
         while waited_s < self.space_wait_s:
             await asyncio.sleep(self.space_poll_s)
             waited_s += self.space_poll_s
-            if await asyncio.to_thread(self.archive.free_bytes) >= self.min_free_bytes:
+            if await asyncio.to_thread(self.archive.free_bytes) >= self.min_free_bytes + need:
                 break
         try:
             if not await self._process(announcement_id, waited_s):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .channel_format import BYTES_PER_S, OPUS_BITRATE_KBPS, SAMPLE_RATE_HZ
-from .errors import DecodesTooLong, EmptyAudio, NotAudio, ProcessingFailed, StorageFull
+from .errors import EmptyAudio, NotAudio, ProcessingFailed, StorageFull
 from .media import (
     LIMITER_CEILING_DBFS,
     UPLOAD_DEMUXERS,
@@ -91,8 +91,9 @@ class Completed:
 class Decoded:
     """The result of :func:`decode_measure`: the loudness and the length of the PCM written."""
 
-    loudness: Loudness
+    loudness: Loudness | None  # None when cut
     seconds: float
+    cut: bool  # stopped at the size bound: the audio is longer than that
 
 
 async def run(args: list[str], limit_s: float, *, stdin: bytes | None = None) -> Completed:
@@ -188,7 +189,7 @@ async def decode_measure(
     """Decode the first audio stream to mono 48 kHz f32le and measure it (EBU R128) in one pass.
 
     The PCM is cut at ``max_seconds`` (``-fs``: the decoded size is the truth, whatever the
-    timestamps say); a decode that reaches the cut raises :class:`DecodesTooLong`.
+    timestamps say); a decode that reaches the cut returns ``cut=True`` and no loudness.
     """
     max_bytes = int(max_seconds * PCM_BYTES_PER_S)
     graph = (
@@ -204,16 +205,12 @@ async def decode_measure(
     _checked(done, error, f"decoding {src.name}")
     written = (await asyncio.to_thread(raw_out.stat)).st_size
     if written >= max_bytes:
-        raise DecodesTooLong(
-            f"the audio decodes to more than {max_seconds:.0f} s although the file says it is "
-            "shorter; decoding was stopped",
-            max_seconds=round(max_seconds, 1),
-        )
+        return Decoded(None, written / PCM_BYTES_PER_S, cut=True)
     try:
         loudness = parse_ebur128(done.stderr.decode(errors="replace"))
     except ValueError:
         raise error from None
-    return Decoded(loudness, written / PCM_BYTES_PER_S)
+    return Decoded(loudness, written / PCM_BYTES_PER_S, cut=False)
 
 
 def gain_filter(gain_db: float, limiter: bool, ceiling_dbfs: float) -> str:

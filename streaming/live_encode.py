@@ -49,6 +49,12 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+# Live audio is made in real time: a source may run this far ahead of the clock (its encoder's
+# buffer), and what comes faster is dropped, so that a file pushed at full speed (or one that
+# decodes to far more than it is) cannot fill the channel's queue and the recording.
+LIVE_AHEAD_MAX_S = 5.0
+
+
 class LiveError(VillagecastError):
     """Live session error."""
 
@@ -123,8 +129,14 @@ class SessionOutput:
     A feed that raises is closed and dropped, so one broken channel never stops the others.
     """
 
-    def __init__(self, feeds: Sequence[LiveSink], recording: Path) -> None:
+    def __init__(
+        self,
+        feeds: Sequence[LiveSink],
+        recording: Path,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.feeds: list[LiveSink] = list(feeds)
+        self._clock = clock
         self.recording = recording
         recording.parent.mkdir(parents=True, exist_ok=True)
         self._file: IO[bytes] | None = recording.open("wb")
@@ -132,7 +144,9 @@ class SessionOutput:
         self._encoder: Mp3Encoder | None = None
         self.frames = 0
         self.bytes = 0
-        self.last_audio_at = time.monotonic()
+        self.dropped_frames = 0  # arrived faster than real time (see LIVE_AHEAD_MAX_S)
+        self.last_audio_at = clock()
+        self._started_at: float | None = None
         self.closed = False
         self._hold_until = 0.0  # the speaker's audio is held back while the opening chime plays
 
@@ -148,12 +162,22 @@ class SessionOutput:
         """Send channel-format MP3 bytes (any cut) everywhere, as whole frames."""
         if self.closed or not data:
             return
-        self.last_audio_at = time.monotonic()
-        if self.last_audio_at < self._hold_until:
+        now = self.last_audio_at = self._clock()
+        if now < self._hold_until:
             return
         frames = self._splitter.feed(data)
         if not frames:
             return
+        if self._started_at is None:
+            self._started_at = now
+        allowed = max(0, int((now - self._started_at + LIVE_AHEAD_MAX_S) / FRAME_S) - self.frames)
+        if len(frames) > allowed:
+            if not self.dropped_frames:
+                log.warning("live audio arrives faster than real time; dropping the excess")
+            self.dropped_frames += len(frames) - allowed
+            frames = frames[:allowed]
+            if not frames:
+                return
         chunk = b"".join(frames)
         self.frames += len(frames)
         self.bytes += len(chunk)
@@ -184,7 +208,7 @@ class SessionOutput:
                 log.exception("live feed failed; dropping it")
                 self._drop(feed)
         if hold:
-            self._hold_until = time.monotonic() + seconds
+            self._hold_until = self._clock() + seconds
         return seconds
 
     @property

@@ -113,16 +113,25 @@ async def test_an_upload_that_meets_a_full_disk_is_a_507_and_leaves_nothing(
     await nothing_written(client)
 
 
+async def upload_to_a_nearly_full_disk(
+    client: Any, headers: dict[str, str], disk: Path, speech: Path
+) -> tuple[Path, int]:
+    """Fill the disk to leave room for the upload, not for its 9 s of decoded PCM (1.7 MB),
+    and upload; the ballast and the accepted announcement's id."""
+    data = await asyncio.to_thread(speech.read_bytes)
+    ballast = await asyncio.to_thread(fill, disk, 3 * len(data) // 2 + 256 * 1024)
+    resp = await client.post("/api/v1/announcements", data=form(data), headers=headers)
+    assert resp.status == 202, await resp.text()
+    return ballast, (await resp.json())["id"]
+
+
 async def test_a_job_that_meets_a_full_disk_frees_its_scratch_and_finishes_when_space_returns(
     on_small_disk: tuple[Any, dict[str, str]], small_disk: Path, speech: Path
 ) -> None:
     client, headers = on_small_disk
-    data = await asyncio.to_thread(speech.read_bytes)
-    # Room for the upload, not for its 9 s of decoded PCM (1.7 MB).
-    ballast = await asyncio.to_thread(fill, small_disk, 3 * len(data) // 2 + 256 * 1024)
-    resp = await client.post("/api/v1/announcements", data=form(data), headers=headers)
-    assert resp.status == 202, await resp.text()
-    announcement_id = (await resp.json())["id"]
+    ballast, announcement_id = await upload_to_a_nearly_full_disk(
+        client, headers, small_disk, speech
+    )
     service = client.app[INGEST]
     with pytest.raises(TimeoutError):
         await service.wait_ready(announcement_id, timeout=3)
@@ -135,13 +144,11 @@ async def test_a_job_fails_with_the_true_reason_when_space_does_not_return(
     on_small_disk: tuple[Any, dict[str, str]], small_disk: Path, speech: Path
 ) -> None:
     client, headers = on_small_disk
-    data = await asyncio.to_thread(speech.read_bytes)
-    ballast = await asyncio.to_thread(fill, small_disk, 3 * len(data) // 2 + 256 * 1024)
     service = client.app[INGEST]
     service.space_wait_s = 0.5
-    resp = await client.post("/api/v1/announcements", data=form(data), headers=headers)
-    assert resp.status == 202
-    announcement_id = (await resp.json())["id"]
+    ballast, announcement_id = await upload_to_a_nearly_full_disk(
+        client, headers, small_disk, speech
+    )
     assert await service.wait_ready(announcement_id, timeout=60) == "failed"
     resp = await client.get(f"/api/v1/announcements/{announcement_id}", headers=headers)
     body = await resp.json()

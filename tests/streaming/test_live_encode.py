@@ -11,7 +11,7 @@ import pytest
 from av.audio.frame import AudioFrame
 
 from recordings.channel_format import FrameSplitter
-from streaming.live_encode import Mp3Encoder, SessionOutput, SourceTranscoder
+from streaming.live_encode import LIVE_AHEAD_MAX_S, Mp3Encoder, SessionOutput, SourceTranscoder
 from streaming.source_client import (
     SourceAuthFailed,
     StreamTap,
@@ -86,6 +86,23 @@ def test_encoder_makes_channel_format_mp3_once_for_every_feed(tmp_path: Path) ->
     assert (stream["codec_name"], stream["sample_rate"], stream["channels"]) == ("mp3", "48000", 1)
     assert stream["bit_rate"] == "64000"
     assert loud_seconds(decode_pcm(recording.path)) >= 1.8
+
+
+def test_live_audio_faster_than_real_time_is_dropped(tmp_path: Path) -> None:
+    # A source that pushes a file at full speed (or one that decodes to far more than it is):
+    # the feeds and the recording get real time plus LIVE_AHEAD_MAX_S, never the flood.
+    now = [100.0]
+    feed = FakeFeed()
+    output = SessionOutput([feed], tmp_path / "s.mp3", clock=lambda: now[0])
+    minute = CHANNEL_FRAME * 2500  # 60 s of frames
+    output.push_mp3(minute)
+    assert len(feed.data) // 192 == int(LIVE_AHEAD_MAX_S / 0.024)
+    now[0] += 10.0
+    output.push_mp3(minute)
+    assert len(feed.data) // 192 == int((10.0 + LIVE_AHEAD_MAX_S) / 0.024)
+    recording = output.close()
+    assert recording.bytes == len(feed.data)
+    assert output.dropped_frames == 5000 - len(feed.data) // 192
 
 
 def test_a_broken_feed_is_dropped_without_stopping_the_others(tmp_path: Path) -> None:
