@@ -190,41 +190,35 @@ async def events(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
+CHUNK = 2000  # ids per IN (...) list: well inside SQLite's and PostgreSQL's parameter limits
+
+
 async def _valid(app: web.Application, principals: set[Principal]) -> set[Principal]:
     """The principals that still hold: a few batched read-only queries for all open sockets."""
-
-    def keys(kind: str) -> list[Any]:
-        return [p.key for p in principals if p.kind == kind]
-
-    accounts = {p.account_id for p in principals if p.account_id is not None}
+    now = utcnow()
+    checks: dict[str, tuple[Any, Any]] = {
+        "account": (Account.id, Account.disabled.is_(False)),
+        "token": (ApiToken.token_hash, ApiToken.revoked_at.is_(None)),
+        "login": (LoginSession.token_hash, LoginSession.expires_at > now),
+        "device": (Device.id, Device.revoked_at.is_(None)),
+        "listener": (Listener.id, Listener.status == "active"),
+    }
+    wanted: dict[str, set[Any]] = {kind: set() for kind in checks}
+    for p in principals:
+        wanted[p.kind].add(p.key)
+        if p.account_id is not None:
+            wanted["account"].add(p.account_id)
     ok: set[tuple[str, Any]] = set()
     async with app[SESSIONMAKER]() as session:
-        enabled = set(
-            await session.scalars(
-                select(Account.id).where(Account.id.in_(accounts), Account.disabled.is_(False))
-            )
-        )
-        queries = {
-            "token": select(ApiToken.token_hash).where(
-                ApiToken.token_hash.in_(keys("token")), ApiToken.revoked_at.is_(None)
-            ),
-            "login": select(LoginSession.token_hash).where(
-                LoginSession.token_hash.in_(keys("login")), LoginSession.expires_at > utcnow()
-            ),
-            "device": select(Device.id).where(
-                Device.id.in_(keys("device")), Device.revoked_at.is_(None)
-            ),
-            "listener": select(Listener.id).where(
-                Listener.id.in_(keys("listener")), Listener.status == "active"
-            ),
-        }
-        for kind, query in queries.items():
-            if keys(kind):
+        for kind, (column, still_valid) in checks.items():
+            keys = sorted(wanted[kind], key=str)
+            for i in range(0, len(keys), CHUNK):
+                query = select(column).where(column.in_(keys[i : i + CHUNK]), still_valid)
                 ok |= {(kind, key) for key in await session.scalars(query)}
     return {
         p
         for p in principals
-        if (p.kind, p.key) in ok and (p.account_id is None or p.account_id in enabled)
+        if (p.kind, p.key) in ok and (p.account_id is None or ("account", p.account_id) in ok)
     }
 
 
