@@ -55,7 +55,12 @@ def create_app(settings: Settings) -> web.Application:
     except ValueError as exc:
         raise SettingsError(f"VILLAGECAST_TRUSTED_PROXIES: {exc}") from None
     app = web.Application(
-        middlewares=[forwarded_middleware(proxies), system.metrics_middleware, problem_middleware],
+        middlewares=[
+            forwarded_middleware(proxies),
+            system.security_headers,
+            system.metrics_middleware,
+            problem_middleware,
+        ],
         client_max_size=settings.max_upload_bytes + 1024 * 1024,
     )
     app[SETTINGS] = settings

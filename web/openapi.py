@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractRoute
 
+from .api_schemas import OPERATIONS, PROBLEM_SCHEMA, problem_statuses
+
 __all__ = ["describe", "document", "operation_key", "summary_of"]
 
 STANDARD_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -85,14 +87,62 @@ def _operation(route: AbstractRoute, path: str) -> dict[str, Any]:
     }
     if "\n" in doc:
         op["description"] = doc.split("\n", 1)[1].strip()
+    patterns = _param_patterns(route)
     params = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "pattern": f"^(?:{patterns.get(name, '[^{}/]+')})$"},
+        }
         for name in _PARAM.findall(path)
     ]
     if params:
         op["parameters"] = params
     op.update(getattr(handler, "__openapi__", {}))
+    method = route.method.lower()
+    op.update(OPERATIONS.get((method, path), {}))  # the reviewed table wins over inline hints
+    responses = {k: v for k, v in op["responses"].items() if k != "default"}
+    if not any(k.startswith("2") for k in responses):
+        responses["200"] = {"description": "success"}
+    public = (method, path) in PUBLIC
+    for status in problem_statuses(method, path, "requestBody" in op, public):
+        responses.setdefault(str(status), {"$ref": f"#/components/responses/P{status}"})
+    op["responses"] = dict(sorted(responses.items()))
     return op
+
+
+# Routes anyone may call (no login, no token): no 401/403 is documented for them.
+PUBLIC = frozenset(
+    ("get", path) for path in ("/healthz", "/readyz", "/api/v1/openapi.json", "/api/v1/regions")
+) | {("get", "/api/v1/regions/{code}")}
+
+
+def _param_patterns(route: AbstractRoute) -> dict[str, str]:
+    """The regex of each path parameter, from the route's compiled pattern."""
+    resource = route.resource
+    if resource is None:
+        return {}
+    pattern = resource.get_info().get("pattern")
+    if pattern is None:
+        return {}
+    return dict(_GROUP.findall(pattern.pattern))
+
+
+_GROUP = re.compile(r"\(\?P<(\w+)>((?:[^()\\]|\\.)*)\)")
+
+
+def _problem_responses() -> dict[str, Any]:
+    from .problems import HTTP_TITLES
+
+    ref = {"$ref": "#/components/schemas/Problem"}
+    return {
+        f"P{status}": {
+            "description": f"{en} (an RFC 9457 problem)",
+            "content": {"application/problem+json": {"schema": ref}},
+        }
+        for status, (en, _ko) in sorted(HTTP_TITLES.items())
+    }
 
 
 def describe(
@@ -119,11 +169,13 @@ def describe(
         },
         "paths": dict(sorted(paths.items())),
         "components": {
+            "schemas": {"Problem": PROBLEM_SCHEMA},
+            "responses": _problem_responses(),
             "securitySchemes": {
                 "cookie": {"type": "apiKey", "in": "cookie", "name": "vc_session"},
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "token": {"type": "apiKey", "in": "query", "name": "token"},
-            }
+            },
         },
     }
 

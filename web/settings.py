@@ -52,6 +52,9 @@ class Settings:
     login_attempts_per_min: int = 10
     login_attempts_per_address_per_min: int = 30
     login_hash_concurrency: int = 2
+    metrics_allow: str = "127.0.0.1/8,::1/128"  # addresses that may scrape /metrics
+    metrics_token: str = ""  # a Bearer token that may scrape /metrics from anywhere
+    allowed_origins: str = ""  # comma-separated origins, besides our own, that may open sockets
     trusted_proxies: str = ""  # comma-separated CIDRs whose X-Forwarded-For is believed
     registrations_per_hour: int = 20
     session_hours: int = 12

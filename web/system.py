@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
 from collections import defaultdict
@@ -9,10 +10,16 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from devices.errors import ForbiddenError
+from devices.tokens import tokens_equal
+
 from . import events_api, openapi
+from .auth import bearer_token
 from .db import ping
-from .keys import ENGINE, EVENTS
+from .keys import ENGINE, EVENTS, SETTINGS
 from .problems import database_unavailable
+from .ratelimit import parse_networks
+from .settings import SettingsError
 
 # Latency histogram buckets in seconds.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -80,6 +87,7 @@ class Metrics:
 
 
 METRICS = web.AppKey("metrics", Metrics)
+_METRICS_NETWORKS = web.AppKey("metrics_networks", tuple)
 
 
 def _esc(value: str) -> str:
@@ -108,6 +116,50 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
             request.app[METRICS].observe(request.method, route, status, time.perf_counter() - start)
 
 
+# Pages load only their own scripts, styles and media; the QR preview is a data: image, the
+# recorder's preview a blob:, hls.js may start a blob: worker; nothing may frame the console.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' blob:; connect-src 'self'; worker-src 'self' blob:; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A Content-Security-Policy on every HTML page, and ``nosniff`` on every answer."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers.setdefault("X-Content-Type-Options", "nosniff")
+        raise
+    if not response.prepared:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if response.content_type == "text/html":
+            response.headers.setdefault("Content-Security-Policy", CSP)
+            response.headers.setdefault("X-Frame-Options", "DENY")
+            response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response
+
+
+class MetricsForbidden(ForbiddenError):
+    """Metrics are served to loopback, the configured addresses or the metrics token only."""
+
+    title_ko = "메트릭은 허용된 주소나 토큰으로만 볼 수 있습니다"
+
+
+def _may_scrape(request: web.Request) -> bool:
+    settings = request.app[SETTINGS]
+    token = bearer_token(request)
+    if settings.metrics_token and token and tokens_equal(token, settings.metrics_token):
+        return True
+    try:
+        ip = ipaddress.ip_address(request.remote or "")
+    except ValueError:
+        return False
+    return any(ip in net for net in request.app[_METRICS_NETWORKS])
+
+
 async def healthz(request: web.Request) -> web.Response:
     """Liveness: the process answers."""
     return web.json_response({"status": "ok"})
@@ -122,7 +174,9 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text exposition."""
+    """Prometheus text exposition (loopback, ``metrics_allow`` or the ``metrics_token`` only)."""
+    if not _may_scrape(request):
+        raise MetricsForbidden("send the metrics token, or scrape from an allowed address")
     return web.Response(
         text=request.app[METRICS].render(), content_type="text/plain", charset="utf-8"
     )
@@ -140,6 +194,10 @@ def _dumps(value: object) -> str:
 def setup(app: web.Application) -> None:
     """Register /healthz, /metrics, the OpenAPI description and the events WebSocket."""
     app[METRICS] = Metrics()
+    try:
+        app[_METRICS_NETWORKS] = parse_networks(app[SETTINGS].metrics_allow)
+    except ValueError as exc:
+        raise SettingsError(f"VILLAGECAST_METRICS_ALLOW: {exc}") from None
     app[METRICS].gauge(
         "villagecast_event_subscribers",
         "Open /api/v1/events subscriptions.",

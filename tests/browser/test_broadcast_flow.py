@@ -92,12 +92,12 @@ def test_admin_schedules_an_upload_and_the_report_counts_the_speaker(
     register(resident, "김순자")
     resident.click("#listen-btn")
     resident.wait_for_function(
-        "document.querySelector('#live-audio').currentTime > 1", timeout=45_000
+        "() => document.querySelector('#live-audio').currentTime > 1", timeout=45_000
     )
     login(page, "admin", server.passwords["admin"])
     # The connected speaker shows online on the dashboard (live updates over the WebSocket).
     page.wait_for_function(
-        "document.querySelector('#stat-speakers .num').textContent.startsWith('1 /')",
+        "() => document.querySelector('#stat-speakers .num').textContent.startsWith('1 /')",
         timeout=60_000,
     )
     # Remember what the resident's page announces when the broadcast starts.
@@ -151,7 +151,7 @@ def test_admin_schedules_an_upload_and_the_report_counts_the_speaker(
     assert "경로잔치 안내" in resident.inner_text("#recent")
     resident.evaluate("document.querySelector('#recent audio').play()")
     resident.wait_for_function(
-        "document.querySelector('#recent audio').currentTime > 0.5", timeout=30_000
+        "() => document.querySelector('#recent audio').currentTime > 0.5", timeout=30_000
     )
     screenshot(resident, "listen-replay", sizes=("phone",))
     phone.close()

@@ -180,7 +180,7 @@ def test_village_head_types_text_and_records_in_the_browser(page: Any, server: S
     page.fill("#ann-title", "녹음 안내")
     page.click("#tab-record")
     page.click("#record-start")
-    page.wait_for_function("document.querySelector('#level').value > 0", timeout=10_000)
+    page.wait_for_function("() => document.querySelector('#level').value > 0", timeout=10_000)
     page.wait_for_timeout(2500)
     page.click("#record-stop")
     page.wait_for_selector("#record-preview:not([hidden])")

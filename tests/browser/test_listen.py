@@ -38,7 +38,7 @@ def test_resident_registers_listens_and_the_audio_plays(page: Any, server: Serve
     page.click("#listen-btn")
     # The audio element really plays: its time advances (HLS, or the MP3 stream as fallback).
     page.wait_for_function(
-        "document.querySelector('#live-audio').currentTime > 1.5", timeout=45_000, polling=250
+        "() => document.querySelector('#live-audio').currentTime > 1.5", timeout=45_000, polling=250
     )
     assert page.get_attribute("#listen-btn", "aria-pressed") == "true"
     screenshot(page, "listen-playing")
@@ -66,7 +66,7 @@ def test_hls_plays_too(page: Any) -> None:
     page.wait_for_selector("#player:not([hidden])")
     page.click("#listen-btn")
     page.wait_for_function(
-        "document.querySelector('#live-audio').currentTime > 1.5", timeout=60_000, polling=250
+        "() => document.querySelector('#live-audio').currentTime > 1.5", timeout=60_000, polling=250
     )
     assert page.get_attribute("#live-audio", "data-via") == "hls"
 
