@@ -31,20 +31,14 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from start_latency import pct  # noqa: E402
 
 from devices import store  # noqa: E402
 from devices.models import Account  # noqa: E402
 from devices.tokens import hash_password  # noqa: E402
 from web.db import make_engine, make_sessionmaker, migrate  # noqa: E402
-
-
-def pct(values: list[float], p: float) -> float:
-    """The p-th percentile (linear interpolation)."""
-    s = sorted(values)
-    k = (len(s) - 1) * p / 100
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
 def county(villages: int, districts: int = 14) -> dict[str, Any]:

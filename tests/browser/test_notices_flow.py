@@ -1,15 +1,13 @@
 """스마트 이장넷 end to end in Chromium: a district officer sends a notice with a PDF to three
-villages; each village head opens it on a phone (inbox first, unread badge); two confirm, one replies
-with a photo, one airs it and her village's speaker hears it; the officer's receipts page shows it."""
+villages; each village head opens it on a phone (inbox first, unread badge); two confirm, one
+replies with a photo, one airs it and her village's speaker hears it; the receipts show it."""
 
 from __future__ import annotations
 
 import http.cookiejar
 import json
-import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +16,10 @@ import pytest
 from tests.audio import decode_pcm, loud_seconds
 from tests.web.notice_files import pdf_bytes, png_bytes
 
-from .conftest import PHONE, Server, axe_violations, login, screenshot, villagecast
+from . import test_broadcast_flow
+from .conftest import PHONE, Server, axe_violations, login, screenshot
 
+speaker = test_broadcast_flow.speaker  # the demo speaker box of 성내리, connected
 pytestmark = [pytest.mark.browser, pytest.mark.ffmpeg, pytest.mark.slow]
 
 SEONGNAE = "goseong-eup-seongnae-ri"  # the demo village head; the demo speaker is here
@@ -58,29 +58,6 @@ def heads(server: Server) -> dict[str, str]:
                    "role": "village", "region": village}, token=token)  # fmt: skip
         out[username] = HEAD_PASSWORD
     return out
-
-
-@pytest.fixture(scope="module")
-def speaker(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The demo speaker box of 성내리, connected with the reference smart speaker."""
-    out = tmp_path_factory.mktemp("speaker") / "heard.wav"
-    _, token = server.speakers[SEONGNAE]
-    log = out.with_suffix(".log").open("wb")
-    proc = subprocess.Popen(
-        [*villagecast(), "speaker", "--server", server.url, "--token", token, "--out", str(out)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        yield out
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
 
 
 def phone_login(browser: Any, server: Server, username: str, password: str) -> tuple[Any, Any]:

@@ -1,11 +1,12 @@
 // 스마트 이장넷: the village head's inbox and notice (confirm, reply with a photo, air it), the
 // sender's compose form and receipts page (rates per district, chart, CSV, remind).
 import { api, describe, itemsOf, upload } from "./api.js";
-import { h, labelCells, mount } from "./dom.js";
+import { h, mount } from "./dom.js";
 import { fmtTime, lang, regionName, t } from "./i18n.js";
 import { targetPicker } from "./picker.js";
 import { state } from "./state.js";
 import { errorBox, toast } from "./ui.js";
+import { table } from "./views.js";
 
 const vname = (code) => regionName(state.villages.get(code)) || code || "";
 const dname = (code) => regionName(state.districts.get(code)) || code || "";
@@ -27,14 +28,6 @@ export async function refreshBadge() {
   } catch {
     badge.hidden = true;
   }
-}
-
-function table(headers, rows, attrs = {}) {
-  const el = h("table", attrs,
-    h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col" }, x)))),
-    h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: headers.length, class: "muted" }, t("empty")))));
-  if (rows.length) labelCells(el);
-  return h("div", { class: "table-wrap" }, el);
 }
 
 function statusBadges(n) {
