@@ -410,13 +410,14 @@ class NoticeService:
         async with self._sm() as session:
             notice, mine = await self._own_copy(session, account, notice_id)
             announcement_id = mine.air_announcement_id
+            spoken = announcement_id is not None  # the head's own TTS, not the sender's audio
             if announcement_id is None and not notice.broadcast_text:
                 audio = [
                     a for a in await nstore.attachments_of(session, notice.id) if a.kind == "audio"
                 ]
-                if not audio:
+                announcement_id = audio[0].announcement_id if audio else None
+                if announcement_id is None:
                     raise NothingToAir(f"notice {notice.id} has no broadcast text or audio")
-                announcement_id = audio[0].announcement_id
         if announcement_id is None:
             assert notice.broadcast_text is not None
             announcement_id = await self._ingest.submit_text(
@@ -428,10 +429,17 @@ class NoticeService:
                 assert row is not None
                 row.air_announcement_id = announcement_id
                 await session.commit()
+            spoken = True
         try:
-            await self._ingest.wait_ready(announcement_id, AIR_WAIT_S)
+            status = await self._ingest.wait_ready(announcement_id, AIR_WAIT_S)
         except TimeoutError:
             raise AnnouncementNotReady("the announcement is still being made; try again") from None
+        if status == "failed" and spoken:
+            async with self._sm() as session:  # the next try speaks it again
+                row = await session.get(NoticeRecipient, mine.id)
+                if row is not None and row.air_announcement_id == announcement_id:
+                    row.air_announcement_id = None
+                    await session.commit()
         req = BroadcastRequest(
             announcement_id=announcement_id,
             targets=Targets(villages=(mine.village_code,)),
