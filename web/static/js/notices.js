@@ -170,16 +170,18 @@ function airBlock(n) {
   const done = (res) => mount(box, h("p", { class: "alert ok", id: "air-done" }, t("notices.air.done"), " ",
     h("a", { href: `#report/${res.id}` }, t("reports.open"))));
   if (n.mine?.aired_at) done({ id: n.mine.broadcast_id });
-  start.addEventListener("click", async () => {
+  // The plan first; during quiet hours, the offer to play when they end (defer_quiet).
+  async function plan(deferQuiet = false) {
     start.disabled = true;
     mount(box, h("p", {}, h("span", { class: "spinner", "aria-hidden": "true" }), " ", t("notices.air.preparing")));
+    const flags = deferQuiet ? { defer_quiet: true } : {};
     try {
-      const plan = await api("POST", `/api/v1/notices/${n.id}/air`, { dry_run: true });
+      const res = await api("POST", `/api/v1/notices/${n.id}/air`, { dry_run: true, ...flags });
       const send = h("button", { type: "button", class: "huge primary", id: "air-send" }, t("notices.air.send"));
       send.addEventListener("click", async () => {
         send.disabled = true;
         try {
-          done(await api("POST", `/api/v1/notices/${n.id}/air`, {}));
+          done(await api("POST", `/api/v1/notices/${n.id}/air`, flags));
         } catch (err) {
           send.disabled = false;
           mount(box, errorBox(err));
@@ -187,14 +189,18 @@ function airBlock(n) {
       });
       mount(box, h("div", { class: "alert info" },
         h("strong", {}, t("notices.air.plan")),
-        h("ul", {}, (plan.plan || []).map((p) => h("li", {}, `${p.name_ko || vname(p.village)} · ${(lang() === "en" ? p.message_en : p.message_ko) || fmtTime(p.at || plan.start_at)}`))),
+        h("ul", {}, (res.plan || []).map((p) => h("li", {}, `${p.name_ko || vname(p.village)} · ${(lang() === "en" ? p.message_en : p.message_ko) || fmtTime(p.at || res.start_at)}`))),
         send));
     } catch (err) {
-      mount(box, errorBox(err));
+      const later = err?.problem?.next_allowed;
+      mount(box, errorBox(err), later && !deferQuiet
+        ? h("button", { type: "button", class: "big", id: "air-defer", onclick: () => plan(true) }, t("notices.air.defer", { time: fmtTime(later) }))
+        : null);
     } finally {
       start.disabled = false;
     }
-  });
+  }
+  start.addEventListener("click", () => plan(false));
   return h("section", { class: "card", "aria-labelledby": "air-h" }, h("h2", { id: "air-h" }, t("notices.air.h")), start, box);
 }
 

@@ -289,6 +289,7 @@ export const STRINGS = {
   "notices.air.plan": S("이렇게 방송됩니다:", "This is the plan:"),
   "notices.air.send": S("방송 보내기", "Send the broadcast"),
   "notices.air.done": S("우리 마을에 방송했습니다.", "Sent to your village."),
+  "notices.air.defer": S("조용한 시간이 끝나는 {time}에 방송하기", "Air it when quiet hours end ({time})"),
   "notices.compose": S("새 공지 보내기", "New notice"),
   "notices.title": S("제목", "Title"),
   "notices.title.missing": S("제목을 입력하세요.", "Enter a title."),
