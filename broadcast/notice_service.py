@@ -9,8 +9,6 @@ after each commit, and airs a notice through the one on-air door
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,60 +21,32 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from devices import store as devices_store
 from devices.models import Account
 from devices.targets import RegionTree, Targets
-from recordings.archive import sha256_file
-from recordings.media import Probe
 from recordings.service import IngestService
 
 from . import notice_store as nstore
 from .dispatcher import Dispatcher
 from .errors import AnnouncementNotReady
+from .notice_files import MAX_ATTACHMENTS, IncomingFile, NoticeFiles, UnsupportedAttachment, discard
 from .notice_models import Notice, NoticeAttachment, NoticeRecipient, NoticeReply
 from .notices import (
-    MAX_ATTACHMENTS,
     NotARecipient,
     NotASender,
     NothingToAir,
     NoticeDraft,
     UnknownNotice,
-    UnsupportedAttachment,
-    check_image,
-    check_pdf,
     check_sender,
     parse_reply,
-    sniff,
     staff_sees,
 )
 from .service import BroadcastRequest, Created, create_broadcast
 from .store import mp3_rendition
 
-__all__ = ["IncomingFile", "NoticeService", "NoticeView", "Receipts", "Sent"]
+__all__ = ["NoticeService", "NoticeView", "Receipts", "Sent"]
 
 AIR_WAIT_S = 60.0  # how long "air it" waits for the spoken announcement to be ready
-_HEAD = 4096
-_TAIL = 2048
-_EXT = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png": "png", "image/gif": "gif",
-        "image/webp": "webp"}  # fmt: skip
 
 Publish = Callable[..., None]
 SessionMaker = Callable[[], Any]
-
-
-@dataclass(frozen=True, slots=True)
-class IncomingFile:
-    """A received file in the archive's incoming directory, and the name the client gave it."""
-
-    path: Path
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Checked:
-    """A file checked by its content: ``pdf``, ``image`` or ``audio`` (with its probe)."""
-
-    file: IncomingFile
-    kind: str
-    media_type: str
-    probe: Probe | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +100,7 @@ class NoticeService:
     ) -> None:
         self._sm = sessionmaker
         self._ingest = ingest
+        self._files = NoticeFiles(ingest)
         self._dispatcher = dispatcher
         self._publish = publish
         self.tz = tz
@@ -151,10 +122,10 @@ class NoticeService:
                 villages = sorted((await devices_store.resolve(session, draft.targets)).villages)
             if len(files) > MAX_ATTACHMENTS:
                 raise UnsupportedAttachment(f"at most {MAX_ATTACHMENTS} attachments per notice")
-            checked = [await self._check_file(f, photos_only=False) for f in files]
-            stored = [await self._store_file(c, account) for c in checked]
+            checked = [await self._files.check(f, photos_only=False) for f in files]
+            stored = [await self._files.store(c, account) for c in checked]
         finally:
-            await _discard(files)
+            await discard(files)
         async with self._sm() as session:
             heads = await nstore.heads_of_villages(session, villages)
             with_head = {h.region_code for h in heads}
@@ -200,37 +171,6 @@ class NoticeService:
             account_ids=[h.id for h in heads], requires_ack=notice.requires_ack,
         )  # fmt: skip
         return Sent(notice, len(heads), headless)
-
-    async def _check_file(self, f: IncomingFile, *, photos_only: bool) -> _Checked:
-        """The kind and media type of a file, by its content (never by its name or part header)."""
-        head, tail, size = await asyncio.to_thread(_ends, f.path)
-        found = sniff(head)
-        if found is not None and found[0] == "pdf" and not photos_only:
-            check_pdf(head, tail, size)
-            return _Checked(f, "pdf", found[1])
-        if found is not None and found[0] == "image":
-            return _Checked(f, "image", check_image(head, size))
-        if photos_only:
-            raise UnsupportedAttachment("replies take photos (JPEG, PNG, GIF or WebP)")
-        probe = await self._ingest.inspect(f.path)  # refuses (and deletes) what is not audio
-        return _Checked(f, "audio", "audio/mpeg", probe)
-
-    async def _store_file(self, c: _Checked, account: Account) -> NoticeAttachment:
-        f, kind, media_type = c.file, c.kind, c.media_type
-        sha = await asyncio.to_thread(sha256_file, f.path)
-        size = await asyncio.to_thread(lambda: f.path.stat().st_size)
-        if kind == "audio":
-            announcement_id = await self._ingest.submit_file(
-                f.path, title=f.name or "notice audio", source="upload", created_by=account.id,
-                region_code=account.region_code, original_name=f.name or None, probe=c.probe,
-            )  # fmt: skip
-            return NoticeAttachment(kind="audio", media_type="audio/mpeg", name=f.name, bytes=size,
-                                    sha256=sha, announcement_id=announcement_id)  # fmt: skip
-        rel = await asyncio.to_thread(
-            self._ingest.archive.store_original, f.path, sha, _EXT[media_type]
-        )
-        return NoticeAttachment(kind=kind, media_type=media_type, name=f.name, path=rel,
-                                bytes=size, sha256=sha)  # fmt: skip
 
     # --- who sees what ------------------------------------------------------------------------
 
@@ -379,10 +319,10 @@ class NoticeService:
             body = parse_reply(fields, photos=len(photos))
             if len(photos) > MAX_ATTACHMENTS:
                 raise UnsupportedAttachment(f"at most {MAX_ATTACHMENTS} photos per reply")
-            checked = [await self._check_file(f, photos_only=True) for f in photos]
-            stored = [await self._store_file(c, account) for c in checked]
+            checked = [await self._files.check(f, photos_only=True) for f in photos]
+            stored = [await self._files.store(c, account) for c in checked]
         finally:
-            await _discard(photos)
+            await discard(photos)
         async with self._sm() as session:
             notice, mine = await self._own_copy(session, account, notice_id)
             now = self.now()
@@ -514,20 +454,3 @@ class NoticeService:
 
 def _district(tree: RegionTree, village: str) -> str:
     return tree.district_of(village) if village in tree else ""
-
-
-def _ends(path: Path) -> tuple[bytes, bytes, int]:
-    """The first and last bytes of a file and its size."""
-    size = path.stat().st_size
-    with path.open("rb") as f:
-        head = f.read(_HEAD)
-        f.seek(max(0, size - _TAIL))
-        tail = f.read(_TAIL)
-    return head, tail, size
-
-
-async def _discard(files: Sequence[IncomingFile]) -> None:
-    """Remove received files that were not moved into the archive (refused or failed)."""
-    for f in files:
-        with contextlib.suppress(OSError):
-            await asyncio.to_thread(f.path.unlink, True)

@@ -15,12 +15,11 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import BodyPartReader, web
 
+from broadcast.notice_files import MAX_ATTACHMENTS, IncomingFile, UnsupportedAttachment
 from broadcast.notice_models import Notice, NoticeAttachment, NoticeRecipient, NoticeReply
-from broadcast.notice_service import IncomingFile, NoticeService, NoticeView, Receipts
+from broadcast.notice_service import NoticeService, NoticeView, Receipts
 from broadcast.notice_store import Counts
 from broadcast.notices import (
-    MAX_ATTACHMENTS,
-    UnsupportedAttachment,
     district_rates,
     is_overdue,
     parse_draft,
