@@ -9,8 +9,6 @@ after each commit, and airs a notice through the one on-air door
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,26 +21,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from devices import store as devices_store
 from devices.models import Account
 from devices.targets import RegionTree, Targets
-from recordings.archive import sha256_file
-from recordings.media import Probe
 from recordings.service import IngestService
 
 from . import notice_store as nstore
 from .errors import AnnouncementNotReady
+from .notice_files import MAX_ATTACHMENTS, IncomingFile, NoticeFiles, UnsupportedAttachment, discard
 from .notice_models import Notice, NoticeAttachment, NoticeRecipient, NoticeReply
 from .notices import (
-    MAX_ATTACHMENTS,
     NotARecipient,
     NotASender,
     NothingToAir,
     NoticeDraft,
     UnknownNotice,
-    UnsupportedAttachment,
-    check_image,
-    check_pdf,
     check_sender,
     parse_reply,
-    sniff,
     staff_sees,
 )
 from .onair import OnAir
@@ -50,34 +42,12 @@ from .onair import Sent as Aired
 from .planner import AirRequest, Staff
 from .store import mp3_rendition
 
-__all__ = ["IncomingFile", "NoticeService", "NoticeView", "Receipts", "Sent"]
+__all__ = ["NoticeService", "NoticeView", "Receipts", "Sent"]
 
 AIR_WAIT_S = 60.0  # how long "air it" waits for the spoken announcement to be ready
-_HEAD = 4096
-_TAIL = 2048
-_EXT = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png": "png", "image/gif": "gif",
-        "image/webp": "webp"}  # fmt: skip
 
 Publish = Callable[..., None]
 SessionMaker = Callable[[], Any]
-
-
-@dataclass(frozen=True, slots=True)
-class IncomingFile:
-    """A received file in the archive's incoming directory, and the name the client gave it."""
-
-    path: Path
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Checked:
-    """A file checked by its content: ``pdf``, ``image`` or ``audio`` (with its probe)."""
-
-    file: IncomingFile
-    kind: str
-    media_type: str
-    probe: Probe | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +101,7 @@ class NoticeService:
     ) -> None:
         self._sm = sessionmaker
         self._ingest = ingest
+        self._files = NoticeFiles(ingest)
         self._onair = onair
         self._publish = publish
         self.tz = tz
@@ -152,10 +123,10 @@ class NoticeService:
                 villages = sorted((await devices_store.resolve(session, draft.targets)).villages)
             if len(files) > MAX_ATTACHMENTS:
                 raise UnsupportedAttachment(f"at most {MAX_ATTACHMENTS} attachments per notice")
-            checked = [await self._check_file(f, photos_only=False) for f in files]
-            stored = [await self._store_file(c, account) for c in checked]
+            checked = [await self._files.check(f, photos_only=False) for f in files]
+            stored = [await self._files.store(c, account) for c in checked]
         finally:
-            await _discard(files)
+            await discard(files)
         async with self._sm() as session:
             heads = await nstore.heads_of_villages(session, villages)
             with_head = {h.region_code for h in heads}
@@ -202,37 +173,6 @@ class NoticeService:
         )  # fmt: skip
         return Sent(notice, len(heads), headless)
 
-    async def _check_file(self, f: IncomingFile, *, photos_only: bool) -> _Checked:
-        """The kind and media type of a file, by its content (never by its name or part header)."""
-        head, tail, size = await asyncio.to_thread(_ends, f.path)
-        found = sniff(head)
-        if found is not None and found[0] == "pdf" and not photos_only:
-            check_pdf(head, tail, size)
-            return _Checked(f, "pdf", found[1])
-        if found is not None and found[0] == "image":
-            return _Checked(f, "image", check_image(head, size))
-        if photos_only:
-            raise UnsupportedAttachment("replies take photos (JPEG, PNG, GIF or WebP)")
-        probe = await self._ingest.inspect(f.path)  # refuses (and deletes) what is not audio
-        return _Checked(f, "audio", "audio/mpeg", probe)
-
-    async def _store_file(self, c: _Checked, account: Account) -> NoticeAttachment:
-        f, kind, media_type = c.file, c.kind, c.media_type
-        sha = await asyncio.to_thread(sha256_file, f.path)
-        size = await asyncio.to_thread(lambda: f.path.stat().st_size)
-        if kind == "audio":
-            announcement_id = await self._ingest.submit_file(
-                f.path, title=f.name or "notice audio", source="upload", created_by=account.id,
-                region_code=account.region_code, original_name=f.name or None, probe=c.probe,
-            )  # fmt: skip
-            return NoticeAttachment(kind="audio", media_type="audio/mpeg", name=f.name, bytes=size,
-                                    sha256=sha, announcement_id=announcement_id)  # fmt: skip
-        rel = await asyncio.to_thread(
-            self._ingest.archive.store_original, f.path, sha, _EXT[media_type]
-        )
-        return NoticeAttachment(kind=kind, media_type=media_type, name=f.name, path=rel,
-                                bytes=size, sha256=sha)  # fmt: skip
-
     # --- who sees what ------------------------------------------------------------------------
 
     async def _visible(
@@ -248,6 +188,8 @@ class NoticeService:
             if mine is None:
                 raise UnknownNotice(f"no notice {notice_id}")
             return notice, mine, frozenset()
+        if account.role == "admin":
+            return notice, None, None  # the county sees every notice whole (no tree needed)
         tree = await devices_store.load_tree(session)
         districts = {_district(tree, v) for v in notice.villages}
         scope = staff_sees(account, notice.sender_id, districts)
@@ -378,10 +320,10 @@ class NoticeService:
             body = parse_reply(fields, photos=len(photos))
             if len(photos) > MAX_ATTACHMENTS:
                 raise UnsupportedAttachment(f"at most {MAX_ATTACHMENTS} photos per reply")
-            checked = [await self._check_file(f, photos_only=True) for f in photos]
-            stored = [await self._store_file(c, account) for c in checked]
+            checked = [await self._files.check(f, photos_only=True) for f in photos]
+            stored = [await self._files.store(c, account) for c in checked]
         finally:
-            await _discard(photos)
+            await discard(photos)
         async with self._sm() as session:
             notice, mine = await self._own_copy(session, account, notice_id)
             now = self.now()
@@ -409,13 +351,14 @@ class NoticeService:
         async with self._sm() as session:
             notice, mine = await self._own_copy(session, account, notice_id)
             announcement_id = mine.air_announcement_id
+            spoken = announcement_id is not None  # the head's own TTS, not the sender's audio
             if announcement_id is None and not notice.broadcast_text:
                 audio = [
                     a for a in await nstore.attachments_of(session, notice.id) if a.kind == "audio"
                 ]
-                if not audio:
+                announcement_id = audio[0].announcement_id if audio else None
+                if announcement_id is None:
                     raise NothingToAir(f"notice {notice.id} has no broadcast text or audio")
-                announcement_id = audio[0].announcement_id
         if announcement_id is None:
             assert notice.broadcast_text is not None
             announcement_id = await self._ingest.submit_text(
@@ -427,10 +370,17 @@ class NoticeService:
                 assert row is not None
                 row.air_announcement_id = announcement_id
                 await session.commit()
+            spoken = True
         try:
-            await self._ingest.wait_ready(announcement_id, AIR_WAIT_S)
+            status = await self._ingest.wait_ready(announcement_id, AIR_WAIT_S)
         except TimeoutError:
             raise AnnouncementNotReady("the announcement is still being made; try again") from None
+        if status == "failed" and spoken:
+            async with self._sm() as session:  # the next try speaks it again
+                row = await session.get(NoticeRecipient, mine.id)
+                if row is not None and row.air_announcement_id == announcement_id:
+                    row.air_announcement_id = None
+                    await session.commit()
         req = AirRequest(
             announcement_id=announcement_id,
             targets=Targets(villages=(mine.village_code,)),
@@ -466,8 +416,10 @@ class NoticeService:
             rows = await nstore.recipients_of(session, notice.id, scope)
             replies = await nstore.replies_of(session, notice.id, [r.id for r in rows])
             files = await self._reply_files(session, notice.id, replies)
-            tree = await devices_store.load_tree(session)
-        headless = [v for v in notice.headless if scope is None or _district(tree, v) in scope]
+            headless = list(notice.headless)
+            if scope is not None:
+                tree = await devices_store.load_tree(session)
+                headless = [v for v in headless if _district(tree, v) in scope]
         return Receipts(notice, rows, replies, files, headless)
 
     async def remind(self, account: Account, notice_id: int) -> list[NoticeRecipient]:
@@ -499,20 +451,3 @@ class NoticeService:
 
 def _district(tree: RegionTree, village: str) -> str:
     return tree.district_of(village) if village in tree else ""
-
-
-def _ends(path: Path) -> tuple[bytes, bytes, int]:
-    """The first and last bytes of a file and its size."""
-    size = path.stat().st_size
-    with path.open("rb") as f:
-        head = f.read(_HEAD)
-        f.seek(max(0, size - _TAIL))
-        tail = f.read(_TAIL)
-    return head, tail, size
-
-
-async def _discard(files: Sequence[IncomingFile]) -> None:
-    """Remove received files that were not moved into the archive (refused or failed)."""
-    for f in files:
-        with contextlib.suppress(OSError):
-            await asyncio.to_thread(f.path.unlink, True)

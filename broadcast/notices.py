@@ -1,7 +1,8 @@
-"""Notices to village heads (스마트 이장넷), pure: who may send and see, drafts, files, receipts.
+"""Notices to village heads (스마트 이장넷), pure: who may send and see, drafts, receipts.
 
-No I/O here: the SQL is in :mod:`broadcast.notice_store`, the orchestration (files, events, the
-on-air door) in :mod:`broadcast.notice_service`. Everything takes values — including ``now`` — and
+No I/O here: files are judged in :mod:`broadcast.notice_files`, the SQL is in
+:mod:`broadcast.notice_store`, the orchestration (events, the on-air door) in
+:mod:`broadcast.notice_service`. Everything takes values — including ``now`` — and
 returns values, so every rule is tested directly.
 """
 
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,11 +20,8 @@ from devices import policy
 from devices.errors import (
     ConflictError,
     ForbiddenError,
-    InvalidError,
     InvalidField,
     NotFoundError,
-    TooLargeError,
-    UnsupportedMediaError,
     VillagecastError,
 )
 from devices.targets import RegionTree, Targets
@@ -33,26 +30,19 @@ from .errors import InvalidSchedule
 from .scheduling import parse_instant
 
 __all__ = [
-    "MAX_ATTACHMENTS",
-    "AttachmentTooLarge",
     "DistrictRate",
-    "NotAPdf",
     "NotARecipient",
     "NothingToAir",
     "NoticeDraft",
     "NoticeError",
     "ReceiptLike",
     "UnknownNotice",
-    "UnsupportedAttachment",
-    "check_image",
-    "check_pdf",
     "check_sender",
     "district_rates",
     "is_overdue",
     "parse_draft",
     "parse_reply",
     "receipts_csv",
-    "sniff",
     "staff_sees",
     "timeline",
 ]
@@ -61,9 +51,6 @@ MAX_TITLE = 200
 MAX_BODY = 10_000
 MAX_BROADCAST_TEXT = 2000
 MAX_REPLY = 2000
-MAX_ATTACHMENTS = 10
-PDF_MAX_BYTES = 20 * 1024 * 1024
-IMAGE_MAX_BYTES = 10 * 1024 * 1024
 DRAFT_FIELDS = ("title", "body", "targets", "requires_ack", "due_at", "broadcast_text")
 
 
@@ -90,24 +77,6 @@ class NotASender(NoticeError, ForbiddenError):
     """Only county and district staff can do this."""
 
     title_ko = "군청·읍면 담당자만 할 수 있습니다"
-
-
-class NotAPdf(NoticeError, InvalidError):
-    """The file is not a valid PDF."""
-
-    title_ko = "올바른 PDF 파일이 아닙니다"
-
-
-class UnsupportedAttachment(NoticeError, UnsupportedMediaError):
-    """Attach PDF files, images (JPEG, PNG, GIF, WebP) or audio."""
-
-    title_ko = "PDF, 사진(JPEG·PNG·GIF·WebP) 또는 음성 파일만 첨부할 수 있습니다"
-
-
-class AttachmentTooLarge(NoticeError, TooLargeError):
-    """The attachment is too large."""
-
-    title_ko = "첨부 파일이 너무 큽니다"
 
 
 class NothingToAir(NoticeError, ConflictError):
@@ -239,56 +208,6 @@ def staff_sees(
     if account.role == "district":
         return frozenset(d for d in districts if d == account.region_code)
     return frozenset()
-
-
-# --- files --------------------------------------------------------------------------------------
-
-_IMAGE_MAGIC: tuple[tuple[bytes, int, str], ...] = (
-    (b"\xff\xd8\xff", 0, "image/jpeg"),
-    (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
-    (b"GIF87a", 0, "image/gif"),
-    (b"GIF89a", 0, "image/gif"),
-)
-_PDF_HEADER = re.compile(rb"^%PDF-[12]\.\d")
-
-
-def sniff(head: bytes) -> tuple[str, str] | None:
-    """``(kind, media type)`` of a file by its first bytes: a PDF or an image; None otherwise."""
-    if head.startswith(b"%PDF-"):
-        return "pdf", "application/pdf"
-    for magic, offset, media_type in _IMAGE_MAGIC:
-        if head[offset : offset + len(magic)] == magic:
-            return "image", media_type
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image", "image/webp"
-    return None
-
-
-def check_pdf(head: bytes, tail: bytes, size: int) -> None:
-    """A minimal structural check of a PDF: header, an object, ``startxref`` and ``%%EOF``."""
-    if size > PDF_MAX_BYTES:
-        raise AttachmentTooLarge(f"PDF files are limited to {PDF_MAX_BYTES // (1024 * 1024)} MB")
-    if not _PDF_HEADER.match(head):
-        raise NotAPdf("the file does not start with a PDF header (%PDF-1.x)")
-    if not re.search(rb"\d+\s+\d+\s+obj\b", head + tail):
-        raise NotAPdf("the file holds no PDF object")
-    end = tail.rstrip(b"\r\n\x00 \t")
-    if not end.endswith(b"%%EOF"):
-        raise NotAPdf("the file does not end with %%EOF (truncated?)")
-    if not re.search(rb"startxref\s+\d+\s+%%EOF\s*$", end):
-        raise NotAPdf("the file has no cross-reference offset (startxref)")
-
-
-def check_image(head: bytes, size: int) -> str:
-    """The media type of an image checked by its magic bytes and size."""
-    found = sniff(head)
-    if found is None or found[0] != "image":
-        raise UnsupportedAttachment("the file is not a JPEG, PNG, GIF or WebP image")
-    if size > IMAGE_MAX_BYTES:
-        raise AttachmentTooLarge(f"images are limited to {IMAGE_MAX_BYTES // (1024 * 1024)} MB")
-    if found[1] == "image/png" and head[12:16] != b"IHDR":
-        raise UnsupportedAttachment("the PNG image has no header chunk (IHDR)")
-    return found[1]
 
 
 # --- receipts -----------------------------------------------------------------------------------

@@ -15,12 +15,11 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import BodyPartReader, web
 
+from broadcast.notice_files import MAX_ATTACHMENTS, IncomingFile, UnsupportedAttachment
 from broadcast.notice_models import Notice, NoticeAttachment, NoticeRecipient, NoticeReply
-from broadcast.notice_service import IncomingFile, NoticeService, NoticeView, Receipts
+from broadcast.notice_service import NoticeService, NoticeView, Receipts
 from broadcast.notice_store import Counts
 from broadcast.notices import (
-    MAX_ATTACHMENTS,
-    UnsupportedAttachment,
     district_rates,
     is_overdue,
     parse_draft,
@@ -28,6 +27,7 @@ from broadcast.notices import (
     timeline,
 )
 from devices.errors import InvalidField
+from recordings.errors import UploadTooLarge
 
 from .api_announcements import INGEST, UnsupportedUpload, _next_part, _receive, safe_display_name
 from .auth import require_account
@@ -65,8 +65,12 @@ async def _form(request: web.Request) -> tuple[dict[str, Any], list[IncomingFile
         raise UnsupportedUpload(f"{request.content_type or 'no content type'} is not accepted here")
     ingest = request.app[INGEST]
     limit = request.app[SETTINGS].max_upload_bytes
+    too_large = UploadTooLarge(f"uploads are limited to {limit // (1024 * 1024)} MB in all")
+    if request.content_length is not None and request.content_length > limit + _MAX_FIELD:
+        raise too_large
     fields: dict[str, Any] = {}
     files: list[IncomingFile] = []
+    received = 0
     reader = await request.multipart()
     try:
         while (part := await _next_part(reader)) is not None:
@@ -78,6 +82,9 @@ async def _form(request: web.Request) -> tuple[dict[str, Any], list[IncomingFile
                 path = ingest.archive.new_incoming()
                 files.append(IncomingFile(path, safe_display_name(part.filename) or ""))
                 await _receive(part, path, limit)
+                received += path.stat().st_size
+                if received > limit:
+                    raise too_large
             elif part.name:
                 raw = await part.read(decode=True)
                 if len(raw) > _MAX_FIELD:

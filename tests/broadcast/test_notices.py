@@ -8,20 +8,22 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from broadcast.notices import (
+from broadcast.notice_files import (
     AttachmentTooLarge,
     NotAPdf,
-    NotASender,
     UnsupportedAttachment,
     check_image,
     check_pdf,
+    sniff,
+)
+from broadcast.notices import (
+    NotASender,
     check_sender,
     district_rates,
     is_overdue,
     parse_draft,
     parse_reply,
     receipts_csv,
-    sniff,
     staff_sees,
     timeline,
 )

@@ -528,3 +528,26 @@ async def test_bad_fields_are_refused(client: Any, people: People) -> None:
     )
     assert resp.status == 415
     assert await count(client, NoticeReply) == 0
+
+
+async def test_a_district_officer_reminds_only_his_own_district_of_a_county_notice(
+    client: Any, people: People
+) -> None:
+    resp = await send(client, people["county"], title="태풍 대비", targets={"county": True})
+    nid = (await resp.json())["id"]
+    assert (
+        await client.post(f"/api/v1/notices/{nid}/remind", headers=people["seongnae"])
+    ).status == 403
+    reminded = await (
+        await client.post(f"/api/v1/notices/{nid}/remind", headers=people["hail"])
+    ).json()
+    assert reminded["villages"] == [people.hail_village]  # type: ignore[attr-defined]
+    receipts = await (
+        await client.get(f"/api/v1/notices/{nid}/receipts", headers=people["county"])
+    ).json()
+    counts = {r["village"]: r["reminders"] for r in receipts["recipients"]}
+    assert counts == {SEONGNAE: 0, SEOOE: 0, SUNAM: 0, people.hail_village: 1}  # type: ignore[attr-defined]
+    everyone = await (
+        await client.post(f"/api/v1/notices/{nid}/remind", headers=people["county"])
+    ).json()
+    assert len(everyone["villages"]) == 4

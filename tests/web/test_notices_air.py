@@ -4,6 +4,7 @@ first, to the village head's own village only; the receipts show who aired it.""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy import select
 from broadcast.models import Broadcast
 from devices.models import AuditEntry
 from tests.audio import speech_wav
+from tests.broadcast.support import quiet_around_now, set_quiet_hours
 from tests.web.test_notices import SEONGNAE, SEOOE, People, send
 from web.keys import SESSIONMAKER
 from web.settings import Settings
@@ -122,3 +124,25 @@ async def test_an_attached_audio_file_is_ingested_and_can_be_aired(
     assert got.status == 200
     assert got.headers["Content-Type"] == "audio/mpeg"
     assert len(await got.read()) > 1000
+
+
+async def test_in_quiet_hours_the_plan_says_so_and_it_can_wait_for_their_end(
+    client: Any, people: People
+) -> None:
+    await set_quiet_hours(client.app, SEONGNAE, quiet_around_now(datetime.now(UTC)))
+    resp = await send(
+        client, people["officer"], title="야간 안내", targets={"villages": [SEONGNAE]},
+        broadcast_text="내일 아침 단수 안내입니다.",
+    )  # fmt: skip
+    nid = (await resp.json())["id"]
+    refused = await air(client, people["seongnae"], nid, dry_run=True)
+    assert refused.status == 422
+    problem = await refused.json()
+    assert problem["type"] == "/problems/in-quiet-hours"
+    assert problem["next_allowed"]
+    deferred = await air(client, people["seongnae"], nid, dry_run=True, defer_quiet=True)
+    assert deferred.status == 200
+    assert [p["outcome"] for p in (await deferred.json())["plan"]] == ["deferred"]
+    sent = await air(client, people["seongnae"], nid, defer_quiet=True)
+    assert sent.status == 201
+    assert (await sent.json())["status"] == "scheduled"

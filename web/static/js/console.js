@@ -8,6 +8,7 @@ import { renderCompose, renderLive } from "./compose.js";
 import {
   renderArchive, renderAudit, renderDevices, renderReport, renderReports, renderResidents, renderSchedule,
 } from "./views.js";
+import { refreshBadge, renderNotice, renderNoticeCompose, renderNotices, renderReceipts } from "./notices.js";
 
 const main = $("#main");
 let current = { name: "", onEvent: null };
@@ -24,12 +25,19 @@ const VIEWS = {
   archive: renderArchive,
   audit: renderAudit,
   live: renderLive,
+  notices: renderNotices,
+  notice: renderNotice,
+  "notice-new": renderNoticeCompose,
+  "notice-receipts": renderReceipts,
 };
 
+// A village head on a phone starts at the notice inbox (이장넷); everyone else at the dashboard.
+const firstPage = () => (state.role === "village" && matchMedia("(max-width: 720px)").matches ? "notices" : "dashboard");
+
 async function route() {
-  const [name, ...rest] = (location.hash.slice(1) || "dashboard").split("/");
+  const [name, ...rest] = (location.hash.slice(1) || firstPage()).split("/");
   const view = VIEWS[name] || renderDashboard;
-  const navName = name === "report" ? "reports" : name;
+  const navName = name === "report" ? "reports" : name.startsWith("notice") ? "notices" : name;
   for (const a of $$("nav.tabs a")) {
     if (a.dataset.view === navName) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
@@ -218,6 +226,10 @@ async function start() {
       if (ev.type === "broadcast.started") onAir.playing.add(ev.id ?? ev.broadcast_id);
       if (ev.type === "broadcast.ended") onAir.playing.delete(ev.id ?? ev.broadcast_id);
       paintOnAir();
+      if (/^notice\.(created|reminder)$/.test(ev.type || "")) {
+        refreshBadge();
+        toast(t(ev.type === "notice.created" ? "notices.created.toast" : "notices.reminder.toast", { title: ev.title || "" }), "info");
+      }
       current.onEvent?.(ev);
     },
     (up) => {
@@ -226,6 +238,7 @@ async function start() {
       if (up) current.onEvent?.({ type: "device.resync" });
     },
   );
+  refreshBadge();
   await route();
 }
 

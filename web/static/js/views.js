@@ -19,7 +19,7 @@ function targetsText(b) {
 // When a broadcast plays next (after a quiet-hours deferral, or its next recurrence).
 const dueOf = (b) => b.next_due_at || b.start_at;
 const statusBadge = (s) => h("span", { class: `badge st-${s}` }, t(`status.${s}`));
-function table(headers, rows, attrs = {}) {
+export function table(headers, rows, attrs = {}) {
   const el = h("table", attrs,
     h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col" }, x)))),
     h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: headers.length, class: "muted" }, t("empty")))));
