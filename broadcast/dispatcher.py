@@ -341,7 +341,11 @@ class Dispatcher:
         if not await asyncio.to_thread(path.exists):  # nothing on the loop touches the disk
             return None
         chimes = self.media.chime_parts(priority >= Priority.EMERGENCY) if b.chime else None
-        return build_parts(path, b.repeat, chimes)
+        parts = build_parts(path, b.repeat, chimes)
+        for part in dict.fromkeys(parts):  # load them now, ahead of the start (off the loop)
+            with contextlib.suppress(Exception):  # the channel gives the reason at the offer
+                await self.channels.load_audio(part)
+        return parts
 
     async def _ensure_next(self, session: AsyncSession, b: Broadcast, seq: int) -> None:
         """Add the next recurrence of a recurring broadcast (once)."""
