@@ -45,6 +45,9 @@ CLAIM_LEAD = timedelta(milliseconds=300)
 MAX_SLEEP_S = 60.0
 # Reports written in one transaction at most.
 REPORT_BATCH = 100
+# Reports that could not be written (database down) are retried after this, doubling up to the max.
+REPORT_RETRY_S = 0.5
+REPORT_RETRY_MAX_S = 5.0
 # How long stop() waits for the tasks to finish their work.
 STOP_TIMEOUT_S = 10.0
 
@@ -135,6 +138,8 @@ class Dispatcher:
         # None: the stop sentinel.
         self._reports: asyncio.Queue[ItemReport | None] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        self._unwritten: list[ItemReport] = []  # kept while the database is unavailable
+        self._stop_event = asyncio.Event()
         self._stopping = False
         self._paused = False
         self.dispatched = 0  # counters for /metrics and the benchmark
@@ -148,6 +153,7 @@ class Dispatcher:
         await self.recover()
         self.attach()
         self._stopping = self._paused = False
+        self._stop_event.clear()
         self._tasks = [
             asyncio.create_task(self._timer_loop(), name="broadcast-timer"),
             asyncio.create_task(self._report_loop(), name="broadcast-reports"),
@@ -165,6 +171,7 @@ class Dispatcher:
         self._paused = True
         self._stopping = True
         self._wake.set()
+        self._stop_event.set()
         self._reports.put_nowait(None)
         for task in self._tasks:
             try:
@@ -174,7 +181,12 @@ class Dispatcher:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._tasks = []
-        await self.process_reports()
+        try:
+            await self.process_reports()
+        except Exception:  # the restart ends what stays open truthfully (cut: partial)
+            log.exception(
+                "%d item report(s) could not be written at shutdown", len(self._unwritten)
+            )
 
     def attach(self) -> None:
         """Listen to the channels' reports (once)."""
@@ -184,13 +196,17 @@ class Dispatcher:
 
     async def process_reports(self) -> int:
         """Record the reports received so far (the report task does this as they come)."""
-        batch = []
+        batch, self._unwritten = self._unwritten, []
         while not self._reports.empty():
             entry = self._reports.get_nowait()
             if entry is not None:
                 batch.append(entry)
         if batch:
-            await self._handle_reports(batch)
+            try:
+                await self._handle_reports(batch)
+            except Exception:
+                self._unwritten = batch
+                raise
         return len(batch)
 
     def poke(self) -> None:
@@ -198,15 +214,18 @@ class Dispatcher:
         self._wake.set()
 
     async def recover(self) -> None:
-        """End occurrences interrupted by a restart (never replayed)."""
+        """After a restart: what never started is due again; what was cut ends (never replayed)."""
         now = self.clock.now()
         async with self._write, self.sessionmaker() as session:
-            occs = await store.recover_interrupted(session, now)
-            for bid in {o.broadcast_id for o in occs}:
+            rescheduled, ended = await store.recover_interrupted(session, now)
+            for bid in {o.broadcast_id for o in (*rescheduled, *ended)}:
                 await store.refresh_status(session, await store.get_broadcast(session, bid), now)
+            _audit_missed(session, [o for o in ended if o.status == "missed"])
             await session.commit()
-        if occs:
-            log.warning("%d occurrence(s) interrupted by a restart were not replayed", len(occs))
+        if rescheduled:
+            log.warning("%d occurrence(s) that never started are due again", len(rescheduled))
+        if ended:
+            log.warning("%d occurrence(s) cut off by a restart were not replayed", len(ended))
 
     # --- the timer -------------------------------------------------------------------------------
 
@@ -250,6 +269,9 @@ class Dispatcher:
                 await asyncio.sleep(wait_s)
             if item.item_id not in self._claimed:
                 continue  # cancelled while it waited for its time
+            if self._paused:  # shutting down: left dispatched, due again at the next start
+                self._claimed.discard(item.item_id)
+                continue
             self._claimed.discard(item.item_id)
             offered += 1
             try:  # after the commit: a crash from here on never replays them
@@ -300,16 +322,7 @@ class Dispatcher:
             for bid, seq in {(o.broadcast_id, o.seq) for o, _ in rows}:
                 await self._ensure_next(session, broadcasts[bid], seq)
             await store.refresh_statuses(session, broadcasts.values(), now)
-            for occ in missed:
-                devices_store.audit(
-                    session,
-                    "system",
-                    "broadcast.missed",
-                    f"broadcast:{occ.broadcast_id}",
-                    occ.village_code,
-                    note=occ.note,
-                    due_at=occ.due_at.isoformat(),
-                )
+            _audit_missed(session, missed)
             await session.commit()
         self.missed += len(missed)
         return items
@@ -328,6 +341,7 @@ class Dispatcher:
                 await store.refresh_status(
                     session, await store.get_broadcast(session, occ.broadcast_id), now
                 )
+                _audit_missed(session, [occ])
             await session.commit()
         self.missed += len(refused)
 
@@ -359,11 +373,16 @@ class Dispatcher:
         nxt = next_start(b.start_at, rec, current or b.start_at, tz)
         if nxt is None:
             return
-        store.add_occurrences(
-            session,
-            b.id,
-            self.plan_occurrences(b, seq + 1, nxt, await store.village_info(session, b.villages)),
+        new = list(
+            self.plan_occurrences(b, seq + 1, nxt, await store.village_info(session, b.villages))
         )
+        store.add_occurrences(session, b.id, new)
+        for o in new:
+            if o.status == "missed":
+                devices_store.audit(
+                    session, "system", "broadcast.missed", f"broadcast:{b.id}", o.village,
+                    note=o.note, due_at=o.due_at.isoformat(),
+                )  # fmt: skip
         await session.flush()
 
     def plan_occurrences(
@@ -394,23 +413,34 @@ class Dispatcher:
 
     async def _report_loop(self) -> None:
         stop = False
+        retry_s = REPORT_RETRY_S
         while not stop:
-            batch: list[ItemReport] = []
-            entry = await self._reports.get()
-            while True:
+            # reports not written yet (the database was down) go first, in their order
+            batch, self._unwritten = self._unwritten, []
+            if not batch:
+                entry = await self._reports.get()
+                if entry is None:
+                    break
+                batch.append(entry)
+            while not self._reports.empty() and len(batch) < REPORT_BATCH:
+                entry = self._reports.get_nowait()
                 if entry is None:
                     stop = True
-                else:
-                    batch.append(entry)
-                if stop or self._reports.empty() or len(batch) >= REPORT_BATCH:
                     break
-                entry = self._reports.get_nowait()
-            if not batch:
-                continue
+                batch.append(entry)
             try:
                 await self._handle_reports(batch)
+                retry_s = REPORT_RETRY_S
             except Exception:
-                log.exception("could not record %d item report(s)", len(batch))
+                log.exception("could not record %d item report(s); kept, retrying", len(batch))
+                self._unwritten = batch + self._unwritten
+                if not stop:
+                    await self._sleep_unless_stopping(retry_s)
+                    retry_s = min(retry_s * 2, REPORT_RETRY_MAX_S)
+
+    async def _sleep_unless_stopping(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop_event.wait(), seconds)
 
     async def _handle_reports(self, batch: list[ItemReport]) -> None:
         """Record a batch of reports in one transaction, then tell the console."""
@@ -448,6 +478,8 @@ class Dispatcher:
                 bid = occ.broadcast_id
                 village_status = None if report.event == "started" else occ.status
                 events.append((report.event, bid, occ.id, report, village_status))
+            _audit_missed(session, [occ for r, occ in changed if r.event != "started"
+                                    and occ.status == "missed"])  # fmt: skip
             statuses = await store.refresh_statuses(session, touched.values(), now)
             await session.commit()
         return events, touched, statuses
@@ -469,6 +501,20 @@ class Dispatcher:
             for r in unknown
         ]
         await self._handle_reports(reports)
+
+
+def _audit_missed(session: AsyncSession, occs: Iterable[Occurrence]) -> None:
+    """Every ``missed`` occurrence gets an audit entry with its reason."""
+    for occ in occs:
+        devices_store.audit(
+            session,
+            "system",
+            "broadcast.missed",
+            f"broadcast:{occ.broadcast_id}",
+            occ.village_code,
+            note=occ.note,
+            due_at=occ.due_at.isoformat(),
+        )
 
 
 def _nominal_of(broadcast_id: int, seq: int) -> Select[datetime]:

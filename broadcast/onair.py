@@ -100,10 +100,16 @@ class OnAir:
         await self.dispatcher.start()
         await self.live.recover()
 
-    async def stop(self) -> None:
-        """Stop the scheduler's timer first, end live sessions, then write the last reports."""
+    async def shutdown(self) -> None:
+        """The first step of a shutdown, while the streams are still open: the scheduler claims
+        and offers nothing more (what comes due stays ``scheduled``, played after the restart),
+        and live sessions end (their closing reports still reach the report writer)."""
         self.dispatcher.pause()
         await self.live.close()
+
+    async def stop(self) -> None:
+        """Stop the scheduler's timer first, end live sessions, then write the last reports."""
+        await self.shutdown()
         await self.dispatcher.stop()
 
     # --- planning --------------------------------------------------------------------------------

@@ -248,7 +248,10 @@ def _record_end(
         device = devices.get(row.device_id)
         if not row.reached and device is not None and device.last_seen is not None:
             row.last_seen = device.last_seen
-    occ.status = occurrence_status(report.event, rows, reached)
+    received = {d for d, n in report.device_bytes.items() if n > 0}
+    occ.status = occurrence_status(report.event, rows, reached, received)
+    if occ.status == "missed" and not occ.note:
+        occ.note = "no speaker box received any of it"
 
 
 async def refresh_status(session: AsyncSession, broadcast: Broadcast, now: datetime) -> str:
@@ -309,24 +312,36 @@ async def cancel(
     return to_stop
 
 
-async def recover_interrupted(session: AsyncSession, now: datetime) -> list[Occurrence]:
-    """After a restart: occurrences handed to a channel before it never play again.
+async def recover_interrupted(
+    session: AsyncSession, now: datetime
+) -> tuple[list[Occurrence], list[Occurrence]]:
+    """After a restart: the point of no return is the channel's ``started`` report.
 
-    ``dispatched`` ones may or may not have reached the air: they end ``missed``; ``playing`` ones
-    were cut: they end ``partial``. Never replayed, so nothing plays twice.
+    ``dispatched`` occurrences never started (claimed ahead of their time, or queued behind
+    another item in memory): they are still due, back to ``scheduled`` (the timer plays them late
+    inside their validity window, or ends them ``missed``). ``playing`` ones were cut: ``partial``,
+    never replayed. A live session's occurrence cannot be replayed (its audio is gone): ``missed``
+    if it never started. Returns (rescheduled, ended).
     """
     occs = list(
         await session.scalars(
             select(Occurrence).where(Occurrence.status.in_(("dispatched", "playing")))
         )
     )
+    rescheduled, ended = [], []
     for occ in occs:
+        if occ.status == "dispatched" and occ.note != "live":
+            occ.status = "scheduled"
+            occ.dispatched_at = None
+            rescheduled.append(occ)
+            continue
         occ.status = "partial" if occ.status == "playing" else "missed"
         occ.ended_at = now
         occ.end_event = "interrupted"
         occ.note = "interrupted by a server restart; not played again"
+        ended.append(occ)
     await session.flush()
-    return occs
+    return rescheduled, ended
 
 
 async def list_broadcasts(

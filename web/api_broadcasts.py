@@ -338,9 +338,16 @@ async def feed(request: web.Request) -> web.Response:
     )
 
 
+async def _shutdown(app: web.Application) -> None:
+    if ONAIR in app:
+        await app[ONAIR].shutdown()
+
+
 def setup(app: web.Application) -> None:
     """Register the broadcast routes, the feed and the scheduler."""
     app.cleanup_ctx.append(_onair_ctx)
+    # SIGTERM: the scheduler stops first, before streams close and in-flight requests drain
+    app.on_shutdown.insert(0, _shutdown)
     app.router.add_post("/api/v1/broadcasts", create)
     app.router.add_get("/api/v1/broadcasts", list_all)
     app.router.add_get(r"/api/v1/broadcasts/{id:\d+}", get_one)

@@ -169,8 +169,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     print(f"villagecast serving on {settings.base_url}/ (console) and {settings.base_url}/listen")
     sys.stdout.flush()
     web.run_app(
-        create_app(settings), host=settings.host, port=settings.port, print=None, access_log=None
-    )
+        create_app(settings), host=settings.host, port=settings.port, print=None, access_log=None,
+        shutdown_timeout=10.0,  # in-flight requests get 10 s at SIGTERM, not aiohttp's 60
+    )  # fmt: skip
     return 0
 
 

@@ -234,7 +234,7 @@ async def test_missed_while_down_beyond_validity_plays_never(
     assert [a.target for a in audit] == [f"broadcast:{too_late}"]
 
 
-async def test_dispatched_before_a_crash_is_never_replayed(
+async def test_dispatched_but_never_started_before_a_crash_is_still_due(
     sm: Any,
     dispatcher: Dispatcher,
     channels: FakeChannels,
@@ -243,18 +243,44 @@ async def test_dispatched_before_a_crash_is_never_replayed(
     announcement: Any,
     tmp_path: Any,
 ) -> None:
+    """Issue 11 item 11: the point of no return is the channel's ``started`` report. A row
+    committed ``dispatched`` whose item never started (the process died first) plays after the
+    restart, once; so does one that waited in a channel's queue (memory only) behind another."""
     admin = await add_account(sm)
-    bid = await send(sm, admin, channels, clock, config, await announcement())
-    await dispatcher.dispatch_due()  # committed as dispatched; the process dies before any report
-    fresh_channels = FakeChannels(clock)
-    d = Dispatcher(sm, fresh_channels, FakeMedia(tmp_path), config, clock=clock)
+    first = await send(sm, admin, channels, clock, config, await announcement("첫째"))
+    second = await send(sm, admin, channels, clock, config, await announcement("둘째"))
+    await dispatcher.dispatch_due()  # the first plays, the second is queued behind it
+    await dispatcher.process_reports()
+    assert await status_of(sm, first) == "playing"
+    assert [o.status for o in await occurrences(sm, second)] == ["dispatched"]
+    third = await send(sm, admin, channels, clock, config, await announcement("셋째"))
+    async with sm() as session:  # claimed (committed dispatched), the process dies before offering
+        await store.mark_dispatched(
+            session, [o.id for o in await store.occurrences_of(session, third)], clock.now()
+        )
+        await session.commit()
+    clock.advance(seconds=3)  # back 3 s later, well inside the validity window
+    fresh = FakeChannels(clock)
+    d = Dispatcher(sm, fresh, FakeMedia(tmp_path), config, clock=clock)
     d.attach()
     await d.recover()
-    assert await d.dispatch_due() == 0
-    assert fresh_channels.offered == []
-    assert await status_of(sm, bid) == "missed"
-    occ = (await occurrences(sm, bid))[0]
-    assert "restart" in occ.note
+    assert await status_of(sm, first) == "partial"  # it was cut: never replayed
+    assert await d.dispatch_due() == 2
+    assert [i.broadcast_id for i in fresh.offered] == [second, third]
+    await d.process_reports()
+    fresh.finish(SEONGNAE)
+    fresh.finish(SEONGNAE)
+    await d.process_reports()
+    assert await status_of(sm, second) == "done"
+    assert await status_of(sm, third) == "done"
+    again = Dispatcher(sm, FakeChannels(clock), FakeMedia(tmp_path), config, clock=clock)
+    await again.recover()
+    assert await again.dispatch_due() == 0  # played once: never again
+    async with sm() as session:
+        missed = list(
+            await session.scalars(select(AuditEntry).where(AuditEntry.action == "broadcast.missed"))
+        )
+    assert missed == []
 
 
 async def test_cancel_stops_it_where_it_plays_and_drops_scheduled_ones(
