@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from broadcast import store
@@ -469,3 +470,55 @@ async def test_claimed_ahead_then_cancelled_is_never_offered(
     assert await task == 0
     assert channels.offered == []
     assert await status_of(sm, bid) == "cancelled"
+
+
+class Outage:
+    """A sessionmaker whose database can be taken down (every new session fails)."""
+
+    def __init__(self, sm: async_sessionmaker[AsyncSession]) -> None:
+        self.sm = sm
+        self.down = False
+
+    def __call__(self) -> AsyncSession:
+        if self.down:
+            raise OperationalError("SELECT 1", {}, ConnectionRefusedError("database is down"))
+        return self.sm()
+
+
+async def test_reports_during_a_database_outage_are_kept_and_written_when_it_returns(
+    sm: Any, channels: FakeChannels, clock: FakeClock, config: Any, announcement: Any, tmp_path: Any
+) -> None:
+    """Issue 11 item 14: the end report of a broadcast that played in full while the database was
+    down is written once it returns: the broadcast does not stay ``playing``, and a later restart
+    does not call it ``partial``."""
+    import asyncio
+
+    admin = await add_account(sm)
+    box = await add_device(sm, SEONGNAE, "회관 스피커")
+    channels.connected[SEONGNAE] = {box}
+    bid = await send(sm, admin, channels, clock, config, await announcement())
+    db = Outage(sm)
+    d = Dispatcher(cast(Any, db), channels, FakeMedia(tmp_path, chimes=False), config, clock=clock)
+    await d.start()
+    try:
+        for _ in range(100):
+            if await status_of(sm, bid) == "playing":
+                break
+            await asyncio.sleep(0.02)
+        assert await status_of(sm, bid) == "playing"
+        db.down = True
+        channels.finish(SEONGNAE)  # played in full to the box, while nothing can be written
+        await asyncio.sleep(0.8)
+        assert await status_of(sm, bid) == "playing"
+        db.down = False
+        for _ in range(100):
+            if await status_of(sm, bid) != "playing":
+                break
+            await asyncio.sleep(0.05)
+        assert await status_of(sm, bid) == "done"
+    finally:
+        db.down = False
+        await d.stop()
+    later = Dispatcher(sm, FakeChannels(clock), FakeMedia(tmp_path), config, clock=clock)
+    await later.recover()
+    assert await status_of(sm, bid) == "done"
