@@ -41,6 +41,23 @@ async def wait_status(
         await asyncio.sleep(0.2)
 
 
+async def schedule(
+    server: ServerProcess, ahead_s: float, **extra: Any
+) -> tuple[dict[str, str], str, datetime, Any]:
+    """An admin's broadcast to Seongnae ``ahead_s`` ahead: headers, box token, start, body."""
+    headers = await api_token(server.url, "admin", server.demo_password())
+    _, token = server.demo_speaker(SEONGNAE)
+    ann = await tts_announcement(server.url, headers, "경로잔치 안내", TEXT)
+    start = datetime.now(UTC) + timedelta(seconds=ahead_s)
+    status, body = await call(
+        "POST", f"{server.url}/api/v1/broadcasts", headers,
+        json={"announcement_id": ann, "targets": {"villages": [SEONGNAE]},
+              "start_at": start.isoformat(), **extra},
+    )  # fmt: skip
+    assert status == 201, body
+    return headers, token, start, body
+
+
 async def connected(client: StreamClient) -> None:
     """Give ffmpeg a moment to open the stream (it sends nothing audible before a broadcast)."""
     await asyncio.sleep(1.0)
@@ -100,16 +117,7 @@ async def test_scheduled_before_a_restart_plays_late_exactly_once(tmp_path: Path
     first = ServerProcess(data)
     await first.start()
     try:
-        headers = await api_token(first.url, "admin", first.demo_password())
-        _, token = first.demo_speaker(SEONGNAE)
-        ann = await tts_announcement(first.url, headers, "경로잔치 안내", TEXT)
-        start = datetime.now(UTC) + timedelta(seconds=4)
-        status, body = await call(
-            "POST", f"{first.url}/api/v1/broadcasts", headers,
-            json={"announcement_id": ann, "targets": {"villages": [SEONGNAE]},
-                  "start_at": start.isoformat(), "repeat": 3},
-        )  # fmt: skip
-        assert status == 201, body
+        headers, token, start, body = await schedule(first, 4, repeat=3)
         bid = body["id"]
     finally:
         assert await first.stop() == 0  # SIGTERM before its time
@@ -198,16 +206,7 @@ async def test_sigterm_stops_the_scheduler_first_and_loses_nothing_due_meanwhile
     first = ServerProcess(data)
     await first.start()
     try:
-        headers = await api_token(first.url, "admin", first.demo_password())
-        _, token = first.demo_speaker(SEONGNAE)
-        ann = await tts_announcement(first.url, headers, "경로잔치 안내", TEXT)
-        start = datetime.now(UTC) + timedelta(seconds=3)
-        status, body = await call(
-            "POST", f"{first.url}/api/v1/broadcasts", headers,
-            json={"announcement_id": ann, "targets": {"villages": [SEONGNAE]},
-                  "start_at": start.isoformat()},
-        )  # fmt: skip
-        assert status == 201, body
+        headers, token, start, body = await schedule(first, 3)
         # a slow upload: headers and a few bytes of a large body, then nothing
         _, writer = await asyncio.open_connection("127.0.0.1", first.port)
         writer.write(
