@@ -184,18 +184,6 @@ class ChannelHub:
         ch = self._channels.get(village)
         return ch.current.item if ch is not None and ch.current is not None else None
 
-    def queue_of(self, village: str) -> list[PlayItem]:
-        """Items waiting on this village's channel, in the order they will play."""
-        ch = self._channels.get(village)
-        if ch is None:
-            return []
-        return [p.item for p in sorted(ch.queue, key=lambda p: p.sort_key)]
-
-    def title_of(self, village: str) -> str:
-        """What plays on this village's channel (empty between items)."""
-        ch = self._channels.get(village)
-        return ch.title if ch is not None else ""
-
     @property
     def dropped_total(self) -> int:
         """Listeners dropped for being too slow, since start."""
