@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime
-from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape, quoteattr
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -20,6 +18,7 @@ from aiohttp import web
 from broadcast import store
 from broadcast.dispatcher import DispatcherConfig
 from broadcast.errors import InvalidSchedule
+from broadcast.feed import rss_feed
 from broadcast.live import LiveConfig
 from broadcast.models import BROADCAST_STATUSES, Broadcast, Occurrence
 from broadcast.onair import OnAir, check_visible, visible_villages
@@ -301,35 +300,7 @@ async def feed(request: web.Request) -> web.Response:
     async with request.app[SESSIONMAKER]() as session:
         village = await devices_store.get_village(session, village_code)
         rows = await store.feed_items(session, village_code, FEED_ITEMS)
-    items = []
-    suffix = f"?token={token}" if token else ""
-    for ann, rendition, started_at in rows:
-        url = f"{base}/media/announcements/{ann.id}.mp3{suffix}"
-        seconds = rendition.duration_ms // 1000
-        items.append(
-            "<item>"
-            f"<title>{escape(ann.title)}</title>"
-            f'<guid isPermaLink="false">villagecast-announcement-{ann.id}</guid>'
-            f"<pubDate>{format_datetime(started_at)}</pubDate>"
-            f'<enclosure url={quoteattr(url)} length="{rendition.bytes}" type="audio/mpeg"/>'
-            f"<itunes:duration>{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-            "</itunes:duration>"
-            f"<description>{escape(ann.text or ann.title)}</description>"
-            "</item>"
-        )
-    title = f"{village.name_ko} 마을방송"
-    xml = (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        '<rss version="2.0" xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd">'
-        "<channel>"
-        f"<title>{escape(title)}</title>"
-        f"<link>{escape(base)}/listen</link>"
-        f"<description>{escape(title)} ({escape(village.name_en)}) — villagecast</description>"
-        "<language>ko</language>"
-        f"<itunes:author>{escape(village.name_ko)}</itunes:author>"
-        "<itunes:explicit>false</itunes:explicit>"
-        '<itunes:category text="Government"/>' + "".join(items) + "</channel></rss>"
-    )
+    xml = rss_feed(village.name_ko, village.name_en, rows, base, token)
     return web.Response(
         text=xml,
         content_type="application/rss+xml",
