@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from devices import store as devices_store
 from devices.orm import utcnow
 from recordings.models import Rendition
+from streaming.errors import PartUnreadable
 from streaming.items import ChannelPort, ItemRef, ItemReport, PlayItem, Priority
 
 from . import store
@@ -352,13 +353,17 @@ class Dispatcher:
         if rendition is None:
             return None
         path = self.media.rendition_path(rendition)
-        if not await asyncio.to_thread(path.exists):  # nothing on the loop touches the disk
-            return None
         chimes = self.media.chime_parts(priority >= Priority.EMERGENCY) if b.chime else None
         parts = build_parts(path, b.repeat, chimes)
-        for part in dict.fromkeys(parts):  # load them now, ahead of the start (off the loop)
-            with contextlib.suppress(Exception):  # the channel gives the reason at the offer
+        # Load the parts now, ahead of the start: off the loop, and from memory when fresh.
+        for part in dict.fromkeys(parts):
+            try:
                 await self.channels.load_audio(part)
+            except PartUnreadable:
+                if part == path:
+                    return None  # the announcement's file is gone
+            except Exception:
+                log.debug("part %s did not load ahead", part, exc_info=True)
         return parts
 
     async def _ensure_next(self, session: AsyncSession, b: Broadcast, seq: int) -> None:
