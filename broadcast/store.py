@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from devices import store as devices_store
@@ -515,3 +515,52 @@ async def feed_items(
             seen.add(ann.id)
             out.append((ann, rendition, started_at))
     return out
+
+
+# --- live sessions --------------------------------------------------------------------------
+
+
+async def attach_live_recording(
+    session: AsyncSession, broadcast_id: int, placeholder_id: int, announcement_id: int
+) -> None:
+    """Point a live broadcast at its archived recording and remove its placeholder."""
+    b = await get_broadcast(session, broadcast_id)
+    b.announcement_id = announcement_id
+    await session.flush()
+    placeholder = await session.get(Announcement, placeholder_id)
+    still_used = await session.scalar(
+        select(Broadcast.id).where(Broadcast.announcement_id == placeholder_id).limit(1)
+    )
+    if placeholder is not None and still_used is None:
+        await session.delete(placeholder)
+        await session.flush()
+
+
+async def drop_live_placeholder(session: AsyncSession, placeholder_id: int, reason: str) -> None:
+    """Nothing was recorded: the placeholder stays as a ``failed`` announcement with the reason."""
+    placeholder = await session.get(Announcement, placeholder_id)
+    if placeholder is not None:
+        placeholder.status = "failed"
+        placeholder.error = reason
+        await session.flush()
+
+
+async def delete_live(session: AsyncSession, broadcast_id: int, placeholder_id: int) -> None:
+    """A session that never went on air (its negotiation failed): remove its rows."""
+    await session.execute(delete(Occurrence).where(Occurrence.broadcast_id == broadcast_id))
+    await session.execute(delete(Broadcast).where(Broadcast.id == broadcast_id))
+    await session.execute(delete(Announcement).where(Announcement.id == placeholder_id))
+    await session.flush()
+
+
+async def interrupted_live(
+    session: AsyncSession, broadcast_id: int
+) -> tuple[Broadcast, Announcement] | None:
+    """A live broadcast cut off by a restart, still on its placeholder: it and the placeholder."""
+    b = await session.get(Broadcast, broadcast_id)
+    if b is None:
+        return None
+    placeholder = await session.get(Announcement, b.announcement_id)
+    if placeholder is None or placeholder.source != "live" or placeholder.original_path:
+        return None  # already archived
+    return b, placeholder
