@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -123,8 +125,11 @@ class Dispatcher:
         config: DispatcherConfig,
         clock: Clock | None = None,
         publish: Callable[..., None] | None = None,
+        pending_reports: Path | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
+        # where reports still unwritten at shutdown (database down) wait for the next start
+        self.pending_reports = pending_reports
         self.channels = channels
         self.media = media
         self.config = config
@@ -151,6 +156,7 @@ class Dispatcher:
 
     async def start(self) -> None:
         """Recover after a restart, then run the timer loop and the report writer."""
+        await self._write_pending()  # before recovery: a report kept at shutdown is the truth
         await self.recover()
         self.attach()
         self._stopping = self._paused = False
@@ -184,10 +190,20 @@ class Dispatcher:
         self._tasks = []
         try:
             await self.process_reports()
-        except Exception:  # the restart ends what stays open truthfully (cut: partial)
-            log.exception(
-                "%d item report(s) could not be written at shutdown", len(self._unwritten)
-            )
+        except Exception:
+            log.exception("%d report(s) could not be written at shutdown", len(self._unwritten))
+            if self.pending_reports is not None:  # kept on disk, written at the next start
+                await asyncio.to_thread(save_reports, self.pending_reports, self._unwritten)
+
+    async def _write_pending(self) -> None:
+        path = self.pending_reports
+        if path is None:
+            return
+        reports = await asyncio.to_thread(load_reports, path)
+        if reports:
+            await self._handle_reports(reports)
+            log.warning("wrote %d report(s) kept from the last shutdown", len(reports))
+        await asyncio.to_thread(path.unlink, missing_ok=True)
 
     def attach(self) -> None:
         """Listen to the channels' reports (once)."""
@@ -506,6 +522,66 @@ class Dispatcher:
             for r in unknown
         ]
         await self._handle_reports(reports)
+
+
+def save_reports(path: Path, reports: Iterable[ItemReport]) -> None:
+    """Keep reports in a file (JSON lines; written to a temporary name, fsynced, renamed)."""
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for r in reports:
+            f.write(json.dumps(_report_json(r)) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def load_reports(path: Path) -> list[ItemReport]:
+    """The reports kept by :func:`save_reports` (none when there is no file)."""
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        d = json.loads(line)
+        ref = ItemRef(**d["ref"]) if d["ref"] else None
+        out.append(
+            ItemReport(
+                d["item_id"],
+                d["village"],
+                d["broadcast_id"],
+                d["event"],
+                datetime.fromisoformat(d["at"]),
+                d["total_bytes"],
+                {int(k): v for k, v in d["device_bytes"].items()},
+                frozenset(d["listener_ids"]),
+                frozenset(d["connected"]),
+                ref,
+            )
+        )
+    return out
+
+
+def _report_json(r: ItemReport) -> dict[str, Any]:
+    ref = r.ref
+    return {
+        "item_id": r.item_id,
+        "village": r.village,
+        "broadcast_id": r.broadcast_id,
+        "event": r.event,
+        "at": r.at.isoformat(),
+        "total_bytes": r.total_bytes,
+        "device_bytes": {str(k): v for k, v in r.device_bytes.items()},
+        "listener_ids": sorted(r.listener_ids),
+        "connected": sorted(r.connected),
+        "ref": None
+        if ref is None
+        else {
+            "broadcast_id": ref.broadcast_id,
+            "occurrence_id": ref.occurrence_id,
+            "village": ref.village,
+            "seq": ref.seq,
+            "session_id": ref.session_id,
+        },
+    }
 
 
 def _audit_missed(session: AsyncSession, occs: Iterable[Occurrence]) -> None:

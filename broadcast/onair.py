@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -82,6 +83,7 @@ class OnAir:
         publish: Publish | None = None,
         ingest: Ingest | None = None,
         live: LiveConfig | None = None,
+        pending_reports: Path | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.channels = channels
@@ -89,8 +91,9 @@ class OnAir:
         self.clock: Clock = clock or SystemClock()
         self._publish: Publish = publish or (lambda type_, **data: None)
         self.dispatcher = Dispatcher(
-            sessionmaker, channels, media, rules, clock=self.clock, publish=self._publish
-        )
+            sessionmaker, channels, media, rules, clock=self.clock, publish=self._publish,
+            pending_reports=pending_reports,
+        )  # fmt: skip
         self.live = LiveDesk(self, media, ingest, live)
 
     # --- lifecycle -------------------------------------------------------------------------------

@@ -102,6 +102,7 @@ async def _onair_ctx(app: web.Application) -> AsyncIterator[None]:
         publish=app[EVENTS].publish,
         ingest=app[INGEST],
         live=_live_config(app),
+        pending_reports=settings.data_dir / "reports-pending.jsonl",
     )
     await onair.start()  # recovers the scheduler's rows and cut-off live recordings
     app[ONAIR] = onair

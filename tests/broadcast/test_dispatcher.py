@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from broadcast import store
 from broadcast.dispatcher import Dispatcher, DispatcherConfig, build_parts
-from broadcast.models import Broadcast, Occurrence
+from broadcast.models import Broadcast, Delivery, Occurrence
 from broadcast.onair import OnAir
 from broadcast.planner import AirRequest, Staff
 from broadcast.quiet import QuietHours
@@ -522,3 +522,41 @@ async def test_reports_during_a_database_outage_are_kept_and_written_when_it_ret
     later = Dispatcher(sm, FakeChannels(clock), FakeMedia(tmp_path), config, clock=clock)
     await later.recover()
     assert await status_of(sm, bid) == "done"
+
+
+async def test_reports_unwritten_at_shutdown_are_kept_on_disk_for_the_next_start(
+    sm: Any, channels: FakeChannels, clock: FakeClock, config: Any, announcement: Any, tmp_path: Any
+) -> None:
+    """Issue 11 item 14: the database is down at the end of a broadcast and still down at the
+    shutdown: the end report is kept in the data directory and written at the next start, so the
+    restart does not call a broadcast that played in full ``partial``."""
+    import asyncio
+
+    admin = await add_account(sm)
+    box = await add_device(sm, SEONGNAE, "회관 스피커")
+    channels.connected[SEONGNAE] = {box}
+    bid = await send(sm, admin, channels, clock, config, await announcement())
+    pending = tmp_path / "reports-pending.jsonl"
+    db = Outage(sm)
+    media = FakeMedia(tmp_path, chimes=False)
+    d = Dispatcher(cast(Any, db), channels, media, config, clock=clock, pending_reports=pending)
+    await d.start()
+    for _ in range(100):
+        if await status_of(sm, bid) == "playing":
+            break
+        await asyncio.sleep(0.02)
+    db.down = True
+    channels.finish(SEONGNAE)
+    await asyncio.sleep(0.2)
+    await d.stop()  # still down
+    assert pending.exists()
+    assert await status_of(sm, bid) == "playing"
+    later = Dispatcher(sm, FakeChannels(clock), media, config, clock=clock, pending_reports=pending)
+    await later.start()
+    await later.stop()
+    assert await status_of(sm, bid) == "done"
+    assert not pending.exists()
+    async with sm() as session:
+        occ = (await store.occurrences_of(session, bid))[0]
+        rows = list(await session.scalars(select(Delivery).where(Delivery.occurrence_id == occ.id)))
+    assert [(r.device_id, r.reached) for r in rows] == [(box, True)]
