@@ -93,6 +93,7 @@ async def serve(port: int, data_dir: Path, mp3: Path | None, device_count: int) 
 
     from devices import store
     from devices.models import Region
+    from streaming.hub import HubPort
     from streaming.items import ItemReport, PlayItem
     from web.app import create_app
     from web.keys import SESSIONMAKER
@@ -140,11 +141,13 @@ async def serve(port: int, data_dir: Path, mp3: Path | None, device_count: int) 
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     while line := (await reader.readline()).decode().strip():
         cmd, _, arg = line.partition(" ")
-        if cmd == "offer-all":
+        if cmd == "offer-all":  # through the port, as the on-air service's dispatcher offers
+            port = HubPort(hub)
             t0 = time.monotonic()
             for village in villages:
                 if village != VILLAGE:
-                    hub.offer(PlayItem(f"s-{next(counter)}", village, "start", (Path(arg),)))
+                    item = PlayItem(f"s-{next(counter)}", village, "start", (Path(arg),))
+                    await port.offer(item)
             print("offered", t0, time.monotonic(), flush=True)
     await runner.cleanup()
 

@@ -36,38 +36,72 @@ from broadcast.models import Broadcast, Occurrence
 from broadcast.quiet import QuietHours
 from devices.models import Region
 from recordings.models import Announcement, Rendition
-from streaming.items import ItemReport, Placement, PlayItem, Priority, ReportListener
+from streaming.items import (
+    ChannelPort,
+    ItemReport,
+    LiveInput,
+    Placement,
+    PlayItem,
+    Priority,
+    Reader,
+    ReportListener,
+)
 from web.db import make_engine, make_sessionmaker, migrate
 
 
 class RecordingChannels:
-    """Notes when each item is offered; reports it started and finished at once."""
+    """A ``ChannelPort`` that notes when each item is offered and reports it started and
+    finished at once."""
 
     def __init__(self, reports: bool = True) -> None:
         self.reports = reports
-        self.offered_at: dict[str, float] = {}
+        self.offered_at: dict[int, float] = {}  # broadcast id → when offered
         self.listeners: list[ReportListener] = []
 
-    def predict(self, village: str, priority: Priority) -> Placement:
+    async def predict(self, village: str, priority: Priority) -> Placement:
         return Placement("plays_now", village)
 
-    def offer(self, item: PlayItem) -> Placement:
-        self.offered_at[item.item_id] = time.time()
+    async def offer(self, item: PlayItem) -> Placement:
+        assert item.ref is not None
+        self.offered_at[item.ref.broadcast_id] = time.time()
         now = datetime.now(UTC)
         for event in ("started", "finished") if self.reports else ():
-            report = ItemReport(item.item_id, item.village, item.broadcast_id, event, now, 1000)  # type: ignore[arg-type]
+            report = ItemReport(
+                item.item_id, item.village, item.broadcast_id, event, now, 1000, ref=item.ref
+            )  # type: ignore[arg-type]
             for listener in self.listeners:
                 listener(report)
         return Placement("plays_now", item.village)
 
-    def cancel(self, item_id: str) -> bool:
+    async def open_live(self, item: PlayItem) -> tuple[Placement, LiveInput]:
+        raise NotImplementedError("no live sessions in this benchmark")
+
+    async def cancel(self, item_id: str) -> bool:
         return False
+
+    async def load_audio(self, path: Path) -> list[bytes]:
+        return []
+
+    async def connected_devices(self, village: str) -> set[int]:
+        return set()
+
+    async def add_reader(self, village: str, reader: Reader) -> None:
+        pass
+
+    async def remove_reader(self, village: str, reader: Reader) -> None:
+        pass
+
+    async def note_listener(
+        self, village: str, listener_id: int, reader_id: int, present: bool = True
+    ) -> None:
+        pass
 
     def add_report_listener(self, listener: ReportListener) -> None:
         self.listeners.append(listener)
 
-    def connected_devices(self, village: str) -> set[int]:
-        return set()
+
+def _port(channels: RecordingChannels) -> ChannelPort:
+    return channels
 
 
 class Media:
@@ -183,8 +217,7 @@ async def main() -> None:
         ru1 = resource.getrusage(resource.RUSAGE_SELF)
         await engine.dispose()
     errors = []
-    for item_id, at in channels.offered_at.items():
-        bid = int(item_id.split("-")[0][1:])
+    for bid, at in channels.offered_at.items():
         errors.append(at - due[bid].timestamp())
     result = {
         "broadcasts": args.broadcasts,

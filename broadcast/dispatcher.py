@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from devices import store as devices_store
 from devices.orm import utcnow
 from recordings.models import Rendition
+from streaming.errors import PartUnreadable
 from streaming.items import ChannelPort, ItemRef, ItemReport, PlayItem, Priority
 
 from . import store
@@ -45,6 +48,9 @@ CLAIM_LEAD = timedelta(milliseconds=300)
 MAX_SLEEP_S = 60.0
 # Reports written in one transaction at most.
 REPORT_BATCH = 100
+# Reports that could not be written (database down) are retried after this, doubling up to the max.
+REPORT_RETRY_S = 0.5
+REPORT_RETRY_MAX_S = 5.0
 # How long stop() waits for the tasks to finish their work.
 STOP_TIMEOUT_S = 10.0
 
@@ -119,8 +125,11 @@ class Dispatcher:
         config: DispatcherConfig,
         clock: Clock | None = None,
         publish: Callable[..., None] | None = None,
+        pending_reports: Path | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
+        # where reports still unwritten at shutdown (database down) wait for the next start
+        self.pending_reports = pending_reports
         self.channels = channels
         self.media = media
         self.config = config
@@ -135,6 +144,8 @@ class Dispatcher:
         # None: the stop sentinel.
         self._reports: asyncio.Queue[ItemReport | None] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        self._unwritten: list[ItemReport] = []  # kept while the database is unavailable
+        self._stop_event = asyncio.Event()
         self._stopping = False
         self._paused = False
         self.dispatched = 0  # counters for /metrics and the benchmark
@@ -145,9 +156,11 @@ class Dispatcher:
 
     async def start(self) -> None:
         """Recover after a restart, then run the timer loop and the report writer."""
+        await self._write_pending()  # before recovery: a report kept at shutdown is the truth
         await self.recover()
         self.attach()
         self._stopping = self._paused = False
+        self._stop_event.clear()
         self._tasks = [
             asyncio.create_task(self._timer_loop(), name="broadcast-timer"),
             asyncio.create_task(self._report_loop(), name="broadcast-reports"),
@@ -165,6 +178,7 @@ class Dispatcher:
         self._paused = True
         self._stopping = True
         self._wake.set()
+        self._stop_event.set()
         self._reports.put_nowait(None)
         for task in self._tasks:
             try:
@@ -174,7 +188,22 @@ class Dispatcher:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._tasks = []
-        await self.process_reports()
+        try:
+            await self.process_reports()
+        except Exception:
+            log.exception("%d report(s) could not be written at shutdown", len(self._unwritten))
+            if self.pending_reports is not None:  # kept on disk, written at the next start
+                await asyncio.to_thread(save_reports, self.pending_reports, self._unwritten)
+
+    async def _write_pending(self) -> None:
+        path = self.pending_reports
+        if path is None:
+            return
+        reports = await asyncio.to_thread(load_reports, path)
+        if reports:
+            await self._handle_reports(reports)
+            log.warning("wrote %d report(s) kept from the last shutdown", len(reports))
+        await asyncio.to_thread(path.unlink, missing_ok=True)
 
     def attach(self) -> None:
         """Listen to the channels' reports (once)."""
@@ -184,13 +213,17 @@ class Dispatcher:
 
     async def process_reports(self) -> int:
         """Record the reports received so far (the report task does this as they come)."""
-        batch = []
+        batch, self._unwritten = self._unwritten, []
         while not self._reports.empty():
             entry = self._reports.get_nowait()
             if entry is not None:
                 batch.append(entry)
         if batch:
-            await self._handle_reports(batch)
+            try:
+                await self._handle_reports(batch)
+            except Exception:
+                self._unwritten = batch
+                raise
         return len(batch)
 
     def poke(self) -> None:
@@ -198,15 +231,18 @@ class Dispatcher:
         self._wake.set()
 
     async def recover(self) -> None:
-        """End occurrences interrupted by a restart (never replayed)."""
+        """After a restart: what never started is due again; what was cut ends (never replayed)."""
         now = self.clock.now()
         async with self._write, self.sessionmaker() as session:
-            occs = await store.recover_interrupted(session, now)
-            for bid in {o.broadcast_id for o in occs}:
+            rescheduled, ended = await store.recover_interrupted(session, now)
+            for bid in {o.broadcast_id for o in (*rescheduled, *ended)}:
                 await store.refresh_status(session, await store.get_broadcast(session, bid), now)
+            _audit_missed(session, [o for o in ended if o.status == "missed"])
             await session.commit()
-        if occs:
-            log.warning("%d occurrence(s) interrupted by a restart were not replayed", len(occs))
+        if rescheduled:
+            log.warning("%d occurrence(s) that never started are due again", len(rescheduled))
+        if ended:
+            log.warning("%d occurrence(s) cut off by a restart were not replayed", len(ended))
 
     # --- the timer -------------------------------------------------------------------------------
 
@@ -250,6 +286,9 @@ class Dispatcher:
                 await asyncio.sleep(wait_s)
             if item.item_id not in self._claimed:
                 continue  # cancelled while it waited for its time
+            if self._paused:  # shutting down: left dispatched, due again at the next start
+                self._claimed.discard(item.item_id)
+                continue
             self._claimed.discard(item.item_id)
             offered += 1
             try:  # after the commit: a crash from here on never replays them
@@ -300,16 +339,7 @@ class Dispatcher:
             for bid, seq in {(o.broadcast_id, o.seq) for o, _ in rows}:
                 await self._ensure_next(session, broadcasts[bid], seq)
             await store.refresh_statuses(session, broadcasts.values(), now)
-            for occ in missed:
-                devices_store.audit(
-                    session,
-                    "system",
-                    "broadcast.missed",
-                    f"broadcast:{occ.broadcast_id}",
-                    occ.village_code,
-                    note=occ.note,
-                    due_at=occ.due_at.isoformat(),
-                )
+            _audit_missed(session, missed)
             await session.commit()
         self.missed += len(missed)
         return items
@@ -328,6 +358,7 @@ class Dispatcher:
                 await store.refresh_status(
                     session, await store.get_broadcast(session, occ.broadcast_id), now
                 )
+                _audit_missed(session, [occ])
             await session.commit()
         self.missed += len(refused)
 
@@ -338,10 +369,18 @@ class Dispatcher:
         if rendition is None:
             return None
         path = self.media.rendition_path(rendition)
-        if not await asyncio.to_thread(path.exists):  # nothing on the loop touches the disk
-            return None
         chimes = self.media.chime_parts(priority >= Priority.EMERGENCY) if b.chime else None
-        return build_parts(path, b.repeat, chimes)
+        parts = build_parts(path, b.repeat, chimes)
+        # Load the parts now, ahead of the start: off the loop, and from memory when fresh.
+        for part in dict.fromkeys(parts):
+            try:
+                await self.channels.load_audio(part)
+            except PartUnreadable:
+                if part == path:
+                    return None  # the announcement's file is gone
+            except Exception:
+                log.debug("part %s did not load ahead", part, exc_info=True)
+        return parts
 
     async def _ensure_next(self, session: AsyncSession, b: Broadcast, seq: int) -> None:
         """Add the next recurrence of a recurring broadcast (once)."""
@@ -355,11 +394,16 @@ class Dispatcher:
         nxt = next_start(b.start_at, rec, current or b.start_at, tz)
         if nxt is None:
             return
-        store.add_occurrences(
-            session,
-            b.id,
-            self.plan_occurrences(b, seq + 1, nxt, await store.village_info(session, b.villages)),
+        new = list(
+            self.plan_occurrences(b, seq + 1, nxt, await store.village_info(session, b.villages))
         )
+        store.add_occurrences(session, b.id, new)
+        for o in new:
+            if o.status == "missed":
+                devices_store.audit(
+                    session, "system", "broadcast.missed", f"broadcast:{b.id}", o.village,
+                    note=o.note, due_at=o.due_at.isoformat(),
+                )  # fmt: skip
         await session.flush()
 
     def plan_occurrences(
@@ -390,23 +434,34 @@ class Dispatcher:
 
     async def _report_loop(self) -> None:
         stop = False
+        retry_s = REPORT_RETRY_S
         while not stop:
-            batch: list[ItemReport] = []
-            entry = await self._reports.get()
-            while True:
+            # reports not written yet (the database was down) go first, in their order
+            batch, self._unwritten = self._unwritten, []
+            if not batch:
+                entry = await self._reports.get()
+                if entry is None:
+                    break
+                batch.append(entry)
+            while not self._reports.empty() and len(batch) < REPORT_BATCH:
+                entry = self._reports.get_nowait()
                 if entry is None:
                     stop = True
-                else:
-                    batch.append(entry)
-                if stop or self._reports.empty() or len(batch) >= REPORT_BATCH:
                     break
-                entry = self._reports.get_nowait()
-            if not batch:
-                continue
+                batch.append(entry)
             try:
                 await self._handle_reports(batch)
+                retry_s = REPORT_RETRY_S
             except Exception:
-                log.exception("could not record %d item report(s)", len(batch))
+                log.exception("could not record %d item report(s); kept, retrying", len(batch))
+                self._unwritten = batch + self._unwritten
+                if not stop:
+                    await self._sleep_unless_stopping(retry_s)
+                    retry_s = min(retry_s * 2, REPORT_RETRY_MAX_S)
+
+    async def _sleep_unless_stopping(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop_event.wait(), seconds)
 
     async def _handle_reports(self, batch: list[ItemReport]) -> None:
         """Record a batch of reports in one transaction, then tell the console."""
@@ -444,6 +499,8 @@ class Dispatcher:
                 bid = occ.broadcast_id
                 village_status = None if report.event == "started" else occ.status
                 events.append((report.event, bid, occ.id, report, village_status))
+            _audit_missed(session, [occ for r, occ in changed if r.event != "started"
+                                    and occ.status == "missed"])  # fmt: skip
             statuses = await store.refresh_statuses(session, touched.values(), now)
             await session.commit()
         return events, touched, statuses
@@ -465,6 +522,80 @@ class Dispatcher:
             for r in unknown
         ]
         await self._handle_reports(reports)
+
+
+def save_reports(path: Path, reports: Iterable[ItemReport]) -> None:
+    """Keep reports in a file (JSON lines; written to a temporary name, fsynced, renamed)."""
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for r in reports:
+            f.write(json.dumps(_report_json(r)) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def load_reports(path: Path) -> list[ItemReport]:
+    """The reports kept by :func:`save_reports` (none when there is no file)."""
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        d = json.loads(line)
+        ref = ItemRef(**d["ref"]) if d["ref"] else None
+        out.append(
+            ItemReport(
+                d["item_id"],
+                d["village"],
+                d["broadcast_id"],
+                d["event"],
+                datetime.fromisoformat(d["at"]),
+                d["total_bytes"],
+                {int(k): v for k, v in d["device_bytes"].items()},
+                frozenset(d["listener_ids"]),
+                frozenset(d["connected"]),
+                ref,
+            )
+        )
+    return out
+
+
+def _report_json(r: ItemReport) -> dict[str, Any]:
+    ref = r.ref
+    return {
+        "item_id": r.item_id,
+        "village": r.village,
+        "broadcast_id": r.broadcast_id,
+        "event": r.event,
+        "at": r.at.isoformat(),
+        "total_bytes": r.total_bytes,
+        "device_bytes": {str(k): v for k, v in r.device_bytes.items()},
+        "listener_ids": sorted(r.listener_ids),
+        "connected": sorted(r.connected),
+        "ref": None
+        if ref is None
+        else {
+            "broadcast_id": ref.broadcast_id,
+            "occurrence_id": ref.occurrence_id,
+            "village": ref.village,
+            "seq": ref.seq,
+            "session_id": ref.session_id,
+        },
+    }
+
+
+def _audit_missed(session: AsyncSession, occs: Iterable[Occurrence]) -> None:
+    """Every ``missed`` occurrence gets an audit entry with its reason."""
+    for occ in occs:
+        devices_store.audit(
+            session,
+            "system",
+            "broadcast.missed",
+            f"broadcast:{occ.broadcast_id}",
+            occ.village_code,
+            note=occ.note,
+            due_at=occ.due_at.isoformat(),
+        )
 
 
 def _nominal_of(broadcast_id: int, seq: int) -> Select[datetime]:

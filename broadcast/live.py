@@ -29,11 +29,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from aiortc import RTCPeerConnection
 from aiortc.rtcrtpsender import RTCRtpSender
 from av.audio.frame import AudioFrame
-from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from devices.targets import Targets
-from recordings.models import Announcement
 from streaming.items import ItemRef, PlayItem, Priority
 from streaming.live_encode import LiveSink, SessionOutput
 from streaming.webrtc import (
@@ -50,7 +47,6 @@ from streaming.webrtc import (
 from . import store
 from .dispatcher import Media
 from .errors import UnknownSession
-from .models import Broadcast, Occurrence
 from .planner import Actor, AirRequest, Plan, Staff
 
 if TYPE_CHECKING:
@@ -241,7 +237,9 @@ class LiveDesk:
             async with self.onair.sessionmaker() as db:
                 if recording.bytes == 0 or self.ingest is None:
                     recording.path.unlink(missing_ok=True)
-                    await _drop_placeholder(db, session.rows, "nothing was said")
+                    await store.drop_live_placeholder(
+                        db, session.rows.placeholder_id, "nothing was said"
+                    )
                 else:
                     announcement_id = await self.ingest.submit_file(
                         recording.path,
@@ -252,7 +250,9 @@ class LiveDesk:
                         original_name=recording.path.name,
                     )
                     session.announcement_id = announcement_id
-                    await _attach_recording(db, session.rows, announcement_id)
+                    await store.attach_live_recording(
+                        db, session.rows.broadcast_id, session.rows.placeholder_id, announcement_id
+                    )
                 await db.commit()
         except Exception:
             log.exception("could not archive live session %s", session.id)
@@ -269,18 +269,22 @@ class LiveDesk:
             found = None
             if match is not None and size > 0:
                 async with self.onair.sessionmaker() as db:
-                    found = await _interrupted(db, int(match[1]))
+                    found = await store.interrupted_live(db, int(match[1]))
             if found is None or self.ingest is None:
                 path.unlink(missing_ok=True)
                 continue
-            rows, title, author, region = found
+            b, placeholder = found
+            rows = LiveRows(b.id, placeholder.id, {})
+            title, author, region = b.title, b.created_by, placeholder.region_code
             try:
                 announcement_id = await self.ingest.submit_file(
                     path, title=title, source="live", created_by=author, region_code=region,
                     original_name=path.name,
                 )  # fmt: skip
                 async with self.onair.sessionmaker() as db:
-                    await _attach_recording(db, rows, announcement_id)
+                    await store.attach_live_recording(
+                        db, rows.broadcast_id, rows.placeholder_id, announcement_id
+                    )
                     await db.commit()
                 recovered += 1
             except Exception:
@@ -328,9 +332,7 @@ class LiveDesk:
     async def _abandon(self, rows: LiveRows) -> None:
         """The session never went on air (its negotiation failed): remove its rows."""
         async with self.onair.sessionmaker() as db:
-            await db.execute(delete(Occurrence).where(Occurrence.broadcast_id == rows.broadcast_id))
-            await db.execute(delete(Broadcast).where(Broadcast.id == rows.broadcast_id))
-            await db.execute(delete(Announcement).where(Announcement.id == rows.placeholder_id))
+            await store.delete_live(db, rows.broadcast_id, rows.placeholder_id)
             await db.commit()
 
     async def _watch(self, session: LiveSession, peer: PublishPeer) -> None:
@@ -443,42 +445,3 @@ def _recordings(folder: Path) -> list[tuple[Path, int]]:
     if not folder.is_dir():
         return []
     return [(p, p.stat().st_size) for p in sorted(folder.glob("*.mp3"))]
-
-
-# --- rows -----------------------------------------------------------------------------------------
-
-
-async def _attach_recording(session: AsyncSession, rows: LiveRows, announcement_id: int) -> None:
-    """Point the live broadcast at its archived recording and remove the placeholder."""
-    b = await store.get_broadcast(session, rows.broadcast_id)
-    b.announcement_id = announcement_id
-    await session.flush()
-    placeholder = await session.get(Announcement, rows.placeholder_id)
-    still_used = await session.scalar(
-        select(Broadcast.id).where(Broadcast.announcement_id == rows.placeholder_id).limit(1)
-    )
-    if placeholder is not None and still_used is None:
-        await session.delete(placeholder)
-        await session.flush()
-
-
-async def _drop_placeholder(session: AsyncSession, rows: LiveRows, reason: str) -> None:
-    """Nothing was recorded: the placeholder stays as a ``failed`` announcement with the reason."""
-    placeholder = await session.get(Announcement, rows.placeholder_id)
-    if placeholder is not None:
-        placeholder.status = "failed"
-        placeholder.error = reason
-        await session.flush()
-
-
-async def _interrupted(
-    session: AsyncSession, broadcast_id: int
-) -> tuple[LiveRows, str, int | None, str | None] | None:
-    """A live broadcast cut off by a restart: its rows, title, author and author's region."""
-    b = await session.get(Broadcast, broadcast_id)
-    if b is None:
-        return None
-    placeholder = await session.get(Announcement, b.announcement_id)
-    if placeholder is None or placeholder.source != "live" or placeholder.original_path:
-        return None  # already archived
-    return LiveRows(b.id, placeholder.id, {}), b.title, b.created_by, placeholder.region_code

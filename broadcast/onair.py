@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -82,6 +83,7 @@ class OnAir:
         publish: Publish | None = None,
         ingest: Ingest | None = None,
         live: LiveConfig | None = None,
+        pending_reports: Path | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.channels = channels
@@ -89,8 +91,9 @@ class OnAir:
         self.clock: Clock = clock or SystemClock()
         self._publish: Publish = publish or (lambda type_, **data: None)
         self.dispatcher = Dispatcher(
-            sessionmaker, channels, media, rules, clock=self.clock, publish=self._publish
-        )
+            sessionmaker, channels, media, rules, clock=self.clock, publish=self._publish,
+            pending_reports=pending_reports,
+        )  # fmt: skip
         self.live = LiveDesk(self, media, ingest, live)
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -100,10 +103,16 @@ class OnAir:
         await self.dispatcher.start()
         await self.live.recover()
 
-    async def stop(self) -> None:
-        """Stop the scheduler's timer first, end live sessions, then write the last reports."""
+    async def shutdown(self) -> None:
+        """The first step of a shutdown, while the streams are still open: the scheduler claims
+        and offers nothing more (what comes due stays ``scheduled``, played after the restart),
+        and live sessions end (their closing reports still reach the report writer)."""
         self.dispatcher.pause()
         await self.live.close()
+
+    async def stop(self) -> None:
+        """Stop the scheduler's timer first, end live sessions, then write the last reports."""
+        await self.shutdown()
         await self.dispatcher.stop()
 
     # --- planning --------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ __all__ = [
     "Plan",
     "Staff",
     "System",
+    "actor_name",
     "announcement_visible",
     "plan_air",
     "target_villages",

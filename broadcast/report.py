@@ -21,13 +21,24 @@ __all__ = [
 ]
 
 
-def occurrence_status(end_event: str, targeted: Iterable[int], reached: Iterable[int]) -> str:
-    """An ended occurrence: ``done`` when every targeted box got all of it, else ``partial``."""
+def occurrence_status(
+    end_event: str,
+    targeted: Iterable[int],
+    reached: Iterable[int],
+    received: Iterable[int] | None = None,
+) -> str:
+    """An ended occurrence: ``done`` when every targeted box got all of it, ``missed`` when boxes
+    were targeted and none received any of it (``received``: boxes that got some audio; default
+    ``reached``), else ``partial``."""
     if end_event == "cancelled":
         return "cancelled"
+    targeted = set(targeted)
+    got = set(reached if received is None else received)
+    if targeted and not targeted & got:
+        return "missed"
     if end_event == "preempted":
         return "partial"
-    return "done" if set(targeted) <= set(reached) else "partial"
+    return "done" if targeted <= set(reached) else "partial"
 
 
 def broadcast_status(cancelled: bool, occurrence_statuses: Sequence[str]) -> str:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from devices import store as devices_store
@@ -248,7 +248,10 @@ def _record_end(
         device = devices.get(row.device_id)
         if not row.reached and device is not None and device.last_seen is not None:
             row.last_seen = device.last_seen
-    occ.status = occurrence_status(report.event, rows, reached)
+    received = {d for d, n in report.device_bytes.items() if n > 0}
+    occ.status = occurrence_status(report.event, rows, reached, received)
+    if occ.status == "missed" and not occ.note:
+        occ.note = "no speaker box received any of it"
 
 
 async def refresh_status(session: AsyncSession, broadcast: Broadcast, now: datetime) -> str:
@@ -309,24 +312,36 @@ async def cancel(
     return to_stop
 
 
-async def recover_interrupted(session: AsyncSession, now: datetime) -> list[Occurrence]:
-    """After a restart: occurrences handed to a channel before it never play again.
+async def recover_interrupted(
+    session: AsyncSession, now: datetime
+) -> tuple[list[Occurrence], list[Occurrence]]:
+    """After a restart: the point of no return is the channel's ``started`` report.
 
-    ``dispatched`` ones may or may not have reached the air: they end ``missed``; ``playing`` ones
-    were cut: they end ``partial``. Never replayed, so nothing plays twice.
+    ``dispatched`` occurrences never started (claimed ahead of their time, or queued behind
+    another item in memory): they are still due, back to ``scheduled`` (the timer plays them late
+    inside their validity window, or ends them ``missed``). ``playing`` ones were cut: ``partial``,
+    never replayed. A live session's occurrence cannot be replayed (its audio is gone): ``missed``
+    if it never started. Returns (rescheduled, ended).
     """
     occs = list(
         await session.scalars(
             select(Occurrence).where(Occurrence.status.in_(("dispatched", "playing")))
         )
     )
+    rescheduled, ended = [], []
     for occ in occs:
+        if occ.status == "dispatched" and occ.note != "live":
+            occ.status = "scheduled"
+            occ.dispatched_at = None
+            rescheduled.append(occ)
+            continue
         occ.status = "partial" if occ.status == "playing" else "missed"
         occ.ended_at = now
         occ.end_event = "interrupted"
         occ.note = "interrupted by a server restart; not played again"
+        ended.append(occ)
     await session.flush()
-    return occs
+    return rescheduled, ended
 
 
 async def list_broadcasts(
@@ -500,3 +515,52 @@ async def feed_items(
             seen.add(ann.id)
             out.append((ann, rendition, started_at))
     return out
+
+
+# --- live sessions --------------------------------------------------------------------------
+
+
+async def attach_live_recording(
+    session: AsyncSession, broadcast_id: int, placeholder_id: int, announcement_id: int
+) -> None:
+    """Point a live broadcast at its archived recording and remove its placeholder."""
+    b = await get_broadcast(session, broadcast_id)
+    b.announcement_id = announcement_id
+    await session.flush()
+    placeholder = await session.get(Announcement, placeholder_id)
+    still_used = await session.scalar(
+        select(Broadcast.id).where(Broadcast.announcement_id == placeholder_id).limit(1)
+    )
+    if placeholder is not None and still_used is None:
+        await session.delete(placeholder)
+        await session.flush()
+
+
+async def drop_live_placeholder(session: AsyncSession, placeholder_id: int, reason: str) -> None:
+    """Nothing was recorded: the placeholder stays as a ``failed`` announcement with the reason."""
+    placeholder = await session.get(Announcement, placeholder_id)
+    if placeholder is not None:
+        placeholder.status = "failed"
+        placeholder.error = reason
+        await session.flush()
+
+
+async def delete_live(session: AsyncSession, broadcast_id: int, placeholder_id: int) -> None:
+    """A session that never went on air (its negotiation failed): remove its rows."""
+    await session.execute(delete(Occurrence).where(Occurrence.broadcast_id == broadcast_id))
+    await session.execute(delete(Broadcast).where(Broadcast.id == broadcast_id))
+    await session.execute(delete(Announcement).where(Announcement.id == placeholder_id))
+    await session.flush()
+
+
+async def interrupted_live(
+    session: AsyncSession, broadcast_id: int
+) -> tuple[Broadcast, Announcement] | None:
+    """A live broadcast cut off by a restart, still on its placeholder: it and the placeholder."""
+    b = await session.get(Broadcast, broadcast_id)
+    if b is None:
+        return None
+    placeholder = await session.get(Announcement, b.announcement_id)
+    if placeholder is None or placeholder.source != "live" or placeholder.original_path:
+        return None  # already archived
+    return b, placeholder

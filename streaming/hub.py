@@ -52,12 +52,16 @@ class FrameCache:
     """The frames of recently played files, bounded to ``size`` files (a chime, an announcement).
 
     :meth:`get` stats and reads the file (blocking: call it in a thread, as :meth:`load` does);
-    a file changed on disk (mtime, size) is read again.
+    a file changed on disk (mtime, size) is read again. :meth:`peek` answers from memory only,
+    for files checked on disk within ``fresh_s``: the start path of a broadcast (whose parts the
+    scheduler loaded when it claimed the rows) touches no disk at all.
     """
 
-    def __init__(self, size: int = _CACHE_SIZE) -> None:
+    def __init__(self, size: int = _CACHE_SIZE, fresh_s: float = 60.0) -> None:
         self.size = size
-        self._entries: OrderedDict[tuple[str, int, int], list[bytes]] = OrderedDict()
+        self.fresh_s = fresh_s
+        # path → (mtime_ns, size, when last checked on disk, frames)
+        self._entries: OrderedDict[str, tuple[int, int, float, list[bytes]]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, path: Path) -> list[bytes]:
@@ -66,15 +70,17 @@ class FrameCache:
             st = path.stat()
         except OSError as exc:
             raise errors.PartUnreadable(f"{path.name}: {exc.strerror or exc}") from None
-        key = (str(path), st.st_mtime_ns, st.st_size)
+        key, now = str(path), time.monotonic()
         with self._lock:
-            frames = self._entries.get(key)
-            if frames is not None:
+            entry = self._entries.get(key)
+            if entry is not None and entry[:2] == (st.st_mtime_ns, st.st_size):
+                self._entries[key] = (*entry[:2], now, entry[3])
                 self._entries.move_to_end(key)
-                return frames
+                return entry[3]
         frames = load_frames(path)
         with self._lock:
-            self._entries[key] = frames
+            self._entries[key] = (st.st_mtime_ns, st.st_size, now, frames)
+            self._entries.move_to_end(key)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
         return frames
@@ -86,9 +92,24 @@ class FrameCache:
             frames.extend(self.get(Path(part)))
         return frames
 
+    def peek(self, parts: Sequence[Path]) -> list[bytes] | None:
+        """The parts' frames if every one was checked on disk recently (no I/O), else None."""
+        oldest = time.monotonic() - self.fresh_s
+        frames: list[bytes] = []
+        with self._lock:
+            for part in parts:
+                entry = self._entries.get(str(part))
+                if entry is None or entry[2] < oldest:
+                    return None
+                frames.extend(entry[3])
+        return frames
+
     async def load(self, parts: Sequence[Path]) -> list[bytes]:
-        """:meth:`parts` in a thread: never on the event loop."""
-        return await asyncio.to_thread(self.parts, parts)
+        """The parts' frames: from memory when fresh, else read in a thread (never on the loop)."""
+        frames = self.peek(parts)
+        if frames is None:
+            frames = await asyncio.to_thread(self.parts, parts)
+        return frames
 
 
 class ChannelHub:
@@ -162,18 +183,6 @@ class ChannelHub:
         """The item playing on this village's channel."""
         ch = self._channels.get(village)
         return ch.current.item if ch is not None and ch.current is not None else None
-
-    def queue_of(self, village: str) -> list[PlayItem]:
-        """Items waiting on this village's channel, in the order they will play."""
-        ch = self._channels.get(village)
-        if ch is None:
-            return []
-        return [p.item for p in sorted(ch.queue, key=lambda p: p.sort_key)]
-
-    def title_of(self, village: str) -> str:
-        """What plays on this village's channel (empty between items)."""
-        ch = self._channels.get(village)
-        return ch.title if ch is not None else ""
 
     @property
     def dropped_total(self) -> int:

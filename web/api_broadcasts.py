@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime
-from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape, quoteattr
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -20,6 +18,7 @@ from aiohttp import web
 from broadcast import store
 from broadcast.dispatcher import DispatcherConfig
 from broadcast.errors import InvalidSchedule
+from broadcast.feed import rss_feed
 from broadcast.live import LiveConfig
 from broadcast.models import BROADCAST_STATUSES, Broadcast, Occurrence
 from broadcast.onair import OnAir, check_visible, visible_villages
@@ -104,6 +103,7 @@ async def _onair_ctx(app: web.Application) -> AsyncIterator[None]:
         publish=app[EVENTS].publish,
         ingest=app[INGEST],
         live=_live_config(app),
+        pending_reports=settings.data_dir / "reports-pending.jsonl",
     )
     await onair.start()  # recovers the scheduler's rows and cut-off live recordings
     app[ONAIR] = onair
@@ -302,35 +302,7 @@ async def feed(request: web.Request) -> web.Response:
     await feed_access(request, village)  # a wrong token is a 401; approval-gated: not public
     async with request.app[SESSIONMAKER]() as session:
         rows = await store.feed_items(session, village_code, FEED_ITEMS)
-    items = []
-    suffix = f"?token={token}" if token else ""
-    for ann, rendition, started_at in rows:
-        url = f"{base}/media/announcements/{ann.id}.mp3{suffix}"
-        seconds = rendition.duration_ms // 1000
-        items.append(
-            "<item>"
-            f"<title>{escape(ann.title)}</title>"
-            f'<guid isPermaLink="false">villagecast-announcement-{ann.id}</guid>'
-            f"<pubDate>{format_datetime(started_at)}</pubDate>"
-            f'<enclosure url={quoteattr(url)} length="{rendition.bytes}" type="audio/mpeg"/>'
-            f"<itunes:duration>{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-            "</itunes:duration>"
-            f"<description>{escape(ann.text or ann.title)}</description>"
-            "</item>"
-        )
-    title = f"{village.name_ko} 마을방송"
-    xml = (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        '<rss version="2.0" xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd">'
-        "<channel>"
-        f"<title>{escape(title)}</title>"
-        f"<link>{escape(base)}/listen</link>"
-        f"<description>{escape(title)} ({escape(village.name_en)}) — villagecast</description>"
-        "<language>ko</language>"
-        f"<itunes:author>{escape(village.name_ko)}</itunes:author>"
-        "<itunes:explicit>false</itunes:explicit>"
-        '<itunes:category text="Government"/>' + "".join(items) + "</channel></rss>"
-    )
+    xml = rss_feed(village.name_ko, village.name_en, rows, base, token)
     return web.Response(
         text=xml,
         content_type="application/rss+xml",
@@ -339,9 +311,16 @@ async def feed(request: web.Request) -> web.Response:
     )
 
 
+async def _shutdown(app: web.Application) -> None:
+    if ONAIR in app:
+        await app[ONAIR].shutdown()
+
+
 def setup(app: web.Application) -> None:
     """Register the broadcast routes, the feed and the scheduler."""
     app.cleanup_ctx.append(_onair_ctx)
+    # SIGTERM: the scheduler stops first, before streams close and in-flight requests drain
+    app.on_shutdown.insert(0, _shutdown)
     app.router.add_post("/api/v1/broadcasts", create)
     app.router.add_get("/api/v1/broadcasts", list_all)
     app.router.add_get(r"/api/v1/broadcasts/{id:[0-9]+}", get_one)

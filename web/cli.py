@@ -189,6 +189,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         # aiohttp closes a connection that has not completed a request (slowloris) or sat idle
         # between requests this long after it opened or after its last response
         keepalive_timeout=settings.header_timeout_s,
+        shutdown_timeout=10.0,  # in-flight requests get 10 s at SIGTERM, not aiohttp's 60
     )
     return 0
 

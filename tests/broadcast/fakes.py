@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
 from recordings.models import Rendition
+from streaming.errors import PartUnreadable
 from streaming.items import (
     ChannelPort,
     ItemReport,
@@ -138,6 +140,8 @@ class FakeChannels:
         return set(self.connected.get(village, set()))
 
     async def load_audio(self, path: Path) -> list[bytes]:
+        if not await asyncio.to_thread(path.exists):
+            raise PartUnreadable(f"{path.name}: No such file or directory")
         return [path.name.encode()]  # stands for the file's frames
 
     async def add_reader(self, village: str, reader: Reader) -> None:

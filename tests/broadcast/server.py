@@ -76,6 +76,15 @@ class ServerProcess:
         async for line in self.proc.stdout:
             self.output.append(line.decode(errors="replace").rstrip())
 
+    async def kill(self) -> None:
+        """kill -9: a crash."""
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+        if self._reader is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._reader, 5)
+
     async def stop(self) -> int:
         """SIGTERM and wait (kill after 20 s)."""
         if self.proc is None or self.proc.returncode is not None:

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from broadcast import store
 from broadcast.dispatcher import Dispatcher, DispatcherConfig, build_parts
-from broadcast.models import Broadcast, Occurrence
+from broadcast.models import Broadcast, Delivery, Occurrence
 from broadcast.onair import OnAir
 from broadcast.planner import AirRequest, Staff
 from broadcast.quiet import QuietHours
@@ -234,7 +235,7 @@ async def test_missed_while_down_beyond_validity_plays_never(
     assert [a.target for a in audit] == [f"broadcast:{too_late}"]
 
 
-async def test_dispatched_before_a_crash_is_never_replayed(
+async def test_dispatched_but_never_started_before_a_crash_is_still_due(
     sm: Any,
     dispatcher: Dispatcher,
     channels: FakeChannels,
@@ -243,18 +244,44 @@ async def test_dispatched_before_a_crash_is_never_replayed(
     announcement: Any,
     tmp_path: Any,
 ) -> None:
+    """Issue 11 item 11: the point of no return is the channel's ``started`` report. A row
+    committed ``dispatched`` whose item never started (the process died first) plays after the
+    restart, once; so does one that waited in a channel's queue (memory only) behind another."""
     admin = await add_account(sm)
-    bid = await send(sm, admin, channels, clock, config, await announcement())
-    await dispatcher.dispatch_due()  # committed as dispatched; the process dies before any report
-    fresh_channels = FakeChannels(clock)
-    d = Dispatcher(sm, fresh_channels, FakeMedia(tmp_path), config, clock=clock)
+    first = await send(sm, admin, channels, clock, config, await announcement("첫째"))
+    second = await send(sm, admin, channels, clock, config, await announcement("둘째"))
+    await dispatcher.dispatch_due()  # the first plays, the second is queued behind it
+    await dispatcher.process_reports()
+    assert await status_of(sm, first) == "playing"
+    assert [o.status for o in await occurrences(sm, second)] == ["dispatched"]
+    third = await send(sm, admin, channels, clock, config, await announcement("셋째"))
+    async with sm() as session:  # claimed (committed dispatched), the process dies before offering
+        await store.mark_dispatched(
+            session, [o.id for o in await store.occurrences_of(session, third)], clock.now()
+        )
+        await session.commit()
+    clock.advance(seconds=3)  # back 3 s later, well inside the validity window
+    fresh = FakeChannels(clock)
+    d = Dispatcher(sm, fresh, FakeMedia(tmp_path), config, clock=clock)
     d.attach()
     await d.recover()
-    assert await d.dispatch_due() == 0
-    assert fresh_channels.offered == []
-    assert await status_of(sm, bid) == "missed"
-    occ = (await occurrences(sm, bid))[0]
-    assert "restart" in occ.note
+    assert await status_of(sm, first) == "partial"  # it was cut: never replayed
+    assert await d.dispatch_due() == 2
+    assert [i.broadcast_id for i in fresh.offered] == [second, third]
+    await d.process_reports()
+    fresh.finish(SEONGNAE)
+    fresh.finish(SEONGNAE)
+    await d.process_reports()
+    assert await status_of(sm, second) == "done"
+    assert await status_of(sm, third) == "done"
+    again = Dispatcher(sm, FakeChannels(clock), FakeMedia(tmp_path), config, clock=clock)
+    await again.recover()
+    assert await again.dispatch_due() == 0  # played once: never again
+    async with sm() as session:
+        missed = list(
+            await session.scalars(select(AuditEntry).where(AuditEntry.action == "broadcast.missed"))
+        )
+    assert missed == []
 
 
 async def test_cancel_stops_it_where_it_plays_and_drops_scheduled_ones(
@@ -443,3 +470,93 @@ async def test_claimed_ahead_then_cancelled_is_never_offered(
     assert await task == 0
     assert channels.offered == []
     assert await status_of(sm, bid) == "cancelled"
+
+
+class Outage:
+    """A sessionmaker whose database can be taken down (every new session fails)."""
+
+    def __init__(self, sm: async_sessionmaker[AsyncSession]) -> None:
+        self.sm = sm
+        self.down = False
+
+    def __call__(self) -> AsyncSession:
+        if self.down:
+            raise OperationalError("SELECT 1", {}, ConnectionRefusedError("database is down"))
+        return self.sm()
+
+
+async def test_reports_during_a_database_outage_are_kept_and_written_when_it_returns(
+    sm: Any, channels: FakeChannels, clock: FakeClock, config: Any, announcement: Any, tmp_path: Any
+) -> None:
+    """Issue 11 item 14: the end report of a broadcast that played in full while the database was
+    down is written once it returns: the broadcast does not stay ``playing``, and a later restart
+    does not call it ``partial``."""
+    import asyncio
+
+    admin = await add_account(sm)
+    box = await add_device(sm, SEONGNAE, "회관 스피커")
+    channels.connected[SEONGNAE] = {box}
+    bid = await send(sm, admin, channels, clock, config, await announcement())
+    db = Outage(sm)
+    d = Dispatcher(cast(Any, db), channels, FakeMedia(tmp_path, chimes=False), config, clock=clock)
+    await d.start()
+    try:
+        for _ in range(100):
+            if await status_of(sm, bid) == "playing":
+                break
+            await asyncio.sleep(0.02)
+        assert await status_of(sm, bid) == "playing"
+        db.down = True
+        channels.finish(SEONGNAE)  # played in full to the box, while nothing can be written
+        await asyncio.sleep(0.8)
+        assert await status_of(sm, bid) == "playing"
+        db.down = False
+        for _ in range(100):
+            if await status_of(sm, bid) != "playing":
+                break
+            await asyncio.sleep(0.05)
+        assert await status_of(sm, bid) == "done"
+    finally:
+        db.down = False
+        await d.stop()
+    later = Dispatcher(sm, FakeChannels(clock), FakeMedia(tmp_path), config, clock=clock)
+    await later.recover()
+    assert await status_of(sm, bid) == "done"
+
+
+async def test_reports_unwritten_at_shutdown_are_kept_on_disk_for_the_next_start(
+    sm: Any, channels: FakeChannels, clock: FakeClock, config: Any, announcement: Any, tmp_path: Any
+) -> None:
+    """Issue 11 item 14: the database is down at the end of a broadcast and still down at the
+    shutdown: the end report is kept in the data directory and written at the next start, so the
+    restart does not call a broadcast that played in full ``partial``."""
+    import asyncio
+
+    admin = await add_account(sm)
+    box = await add_device(sm, SEONGNAE, "회관 스피커")
+    channels.connected[SEONGNAE] = {box}
+    bid = await send(sm, admin, channels, clock, config, await announcement())
+    pending = tmp_path / "reports-pending.jsonl"
+    db = Outage(sm)
+    media = FakeMedia(tmp_path, chimes=False)
+    d = Dispatcher(cast(Any, db), channels, media, config, clock=clock, pending_reports=pending)
+    await d.start()
+    for _ in range(100):
+        if await status_of(sm, bid) == "playing":
+            break
+        await asyncio.sleep(0.02)
+    db.down = True
+    channels.finish(SEONGNAE)
+    await asyncio.sleep(0.2)
+    await d.stop()  # still down
+    assert pending.exists()
+    assert await status_of(sm, bid) == "playing"
+    later = Dispatcher(sm, FakeChannels(clock), media, config, clock=clock, pending_reports=pending)
+    await later.start()
+    await later.stop()
+    assert await status_of(sm, bid) == "done"
+    assert not pending.exists()
+    async with sm() as session:
+        occ = (await store.occurrences_of(session, bid))[0]
+        rows = list(await session.scalars(select(Delivery).where(Delivery.occurrence_id == occ.id)))
+    assert [(r.device_id, r.reached) for r in rows] == [(box, True)]

@@ -27,12 +27,27 @@ AT = datetime(2026, 11, 25, 22, 0, tzinfo=UTC)
         ("finished", {1, 2}, {1, 2}, "done"),
         ("finished", {1, 2}, {1}, "partial"),
         ("finished", set(), set(), "done"),
-        ("preempted", {1}, set(), "partial"),
+        ("preempted", {1}, set(), "missed"),  # cut before any box got any of it
+        ("finished", {1, 2}, set(), "missed"),  # issue 11 item 15: no box received it
         ("cancelled", {1}, set(), "cancelled"),
     ],
 )
 def test_occurrence_status(event: str, targeted: set[int], reached: set[int], status: str) -> None:
     assert occurrence_status(event, targeted, reached) == status
+
+
+@pytest.mark.parametrize(
+    ("event", "received", "status"),
+    [
+        ("preempted", {1}, "partial"),  # the box heard the start of it
+        ("finished", {1}, "partial"),
+        ("finished", set(), "missed"),
+    ],
+)
+def test_an_occurrence_no_box_received_is_missed(
+    event: str, received: set[int], status: str
+) -> None:
+    assert occurrence_status(event, {1, 2}, set(), received) == status
 
 
 @pytest.mark.parametrize(

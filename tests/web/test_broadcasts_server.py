@@ -41,6 +41,23 @@ async def wait_status(
         await asyncio.sleep(0.2)
 
 
+async def schedule(
+    server: ServerProcess, ahead_s: float, **extra: Any
+) -> tuple[dict[str, str], str, datetime, Any]:
+    """An admin's broadcast to Seongnae ``ahead_s`` ahead: headers, box token, start, body."""
+    headers = await api_token(server.url, "admin", server.demo_password())
+    _, token = server.demo_speaker(SEONGNAE)
+    ann = await tts_announcement(server.url, headers, "경로잔치 안내", TEXT)
+    start = datetime.now(UTC) + timedelta(seconds=ahead_s)
+    status, body = await call(
+        "POST", f"{server.url}/api/v1/broadcasts", headers,
+        json={"announcement_id": ann, "targets": {"villages": [SEONGNAE]},
+              "start_at": start.isoformat(), **extra},
+    )  # fmt: skip
+    assert status == 201, body
+    return headers, token, start, body
+
+
 async def connected(client: StreamClient) -> None:
     """Give ffmpeg a moment to open the stream (it sends nothing audible before a broadcast)."""
     await asyncio.sleep(1.0)
@@ -100,16 +117,7 @@ async def test_scheduled_before_a_restart_plays_late_exactly_once(tmp_path: Path
     first = ServerProcess(data)
     await first.start()
     try:
-        headers = await api_token(first.url, "admin", first.demo_password())
-        _, token = first.demo_speaker(SEONGNAE)
-        ann = await tts_announcement(first.url, headers, "경로잔치 안내", TEXT)
-        start = datetime.now(UTC) + timedelta(seconds=4)
-        status, body = await call(
-            "POST", f"{first.url}/api/v1/broadcasts", headers,
-            json={"announcement_id": ann, "targets": {"villages": [SEONGNAE]},
-                  "start_at": start.isoformat(), "repeat": 3},
-        )  # fmt: skip
-        assert status == 201, body
+        headers, token, start, body = await schedule(first, 4, repeat=3)
         bid = body["id"]
     finally:
         assert await first.stop() == 0  # SIGTERM before its time
@@ -147,3 +155,84 @@ async def test_scheduled_before_a_restart_plays_late_exactly_once(tmp_path: Path
         assert again["occurrences"] == done["occurrences"]
     finally:
         assert await third.stop() == 0
+
+
+async def test_queued_behind_another_at_a_crash_still_plays_after_the_restart(
+    tmp_path: Path,
+) -> None:
+    """Issue 11 item 11: kill -9 while one broadcast plays and a second waits in the channel's
+    queue (memory only): after the restart the cut one is ``partial`` and never replayed, the
+    queued one plays (it never started: still due inside its validity window), and no ``missed``."""
+    data = tmp_path / "data"
+    first = ServerProcess(data)
+    await first.start()
+    try:
+        headers = await api_token(first.url, "admin", first.demo_password())
+        _, token = first.demo_speaker(SEONGNAE)
+        ann = await tts_announcement(first.url, headers, "경로잔치 안내", TEXT)
+        body: dict[str, Any] = {"announcement_id": ann, "targets": {"villages": [SEONGNAE]}}
+        status, playing = await call(
+            "POST", f"{first.url}/api/v1/broadcasts", headers, json={**body, "repeat": 3}
+        )
+        assert status == 201, playing
+        await wait_status(first.url, headers, playing["id"], {"playing"}, 10)
+        status, queued = await call("POST", f"{first.url}/api/v1/broadcasts", headers, json=body)
+        assert status == 201, queued
+        assert queued["plan"][0]["outcome"] == "queued"
+        await asyncio.sleep(1.0)  # handed to the channel, waiting behind the first
+    finally:
+        await first.kill()
+    second = ServerProcess(data, port=first.port)
+    await second.start()
+    try:
+        async with StreamClient(f"{second.url}/live/{SEONGNAE}.mp3?token={token}") as client:
+            await connected(client)
+            cut = await wait_status(second.url, headers, playing["id"], {"partial", "done"}, 10)
+            assert cut["status"] == "partial"
+            later = await wait_status(second.url, headers, queued["id"], {"done", "missed"}, 60)
+            assert later["status"] == "done", later
+            assert client.loud_at
+    finally:
+        assert await second.stop() == 0
+
+
+async def test_sigterm_stops_the_scheduler_first_and_loses_nothing_due_meanwhile(
+    tmp_path: Path,
+) -> None:
+    """Issue 11 item 12: with a slow upload in flight, SIGTERM used to close the streams and keep
+    dispatching for a minute: a broadcast due then "played" to nobody (``partial``). Now the
+    scheduler stops first, the exit is bounded, and that broadcast plays after the restart."""
+    data = tmp_path / "data"
+    first = ServerProcess(data)
+    await first.start()
+    try:
+        headers, token, start, body = await schedule(first, 3)
+        # a slow upload: headers and a few bytes of a large body, then nothing
+        _, writer = await asyncio.open_connection("127.0.0.1", first.port)
+        writer.write(
+            b"POST /api/v1/announcements HTTP/1.1\r\nHost: x\r\n"
+            + f"Authorization: {headers['Authorization']}\r\n".encode()
+            + b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 9000000\r\n\r\n"
+            + b"--b\r\n"
+        )
+        await writer.drain()
+        await asyncio.sleep(0.5)
+    finally:
+        t0 = time.monotonic()
+        assert await first.stop() == 0  # SIGTERM before its time; it comes due meanwhile
+        took = time.monotonic() - t0
+    writer.close()
+    assert took < 15, f"shutdown took {took:.1f} s"
+    await asyncio.sleep(max(0.0, (start - datetime.now(UTC)).total_seconds()) + 0.5)
+    second = ServerProcess(data, port=first.port)
+    await second.start()
+    try:
+        async with StreamClient(f"{second.url}/live/{SEONGNAE}.mp3?token={token}") as client:
+            await connected(client)
+            done = await wait_status(
+                second.url, headers, body["id"], {"done", "partial", "missed"}, 60
+            )
+            assert done["status"] == "done", done  # played once, late, to the box
+            assert client.loud_at
+    finally:
+        assert await second.stop() == 0
