@@ -386,6 +386,7 @@ class NoticeService:
             targets=Targets(villages=(mine.village_code,)),
             defer_quiet=defer_quiet,
             dry_run=dry_run,
+            announcement_granted=True,  # the notice gave its recipient this audio (or text) to air
         )
         created = await self._onair.send(Staff(account), req)
         async with self._sm() as session:

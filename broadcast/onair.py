@@ -30,7 +30,7 @@ from streaming.items import ChannelPort, Priority
 
 from . import store
 from .dispatcher import Clock, Dispatcher, DispatcherConfig, Media, SystemClock
-from .errors import NotCancellable
+from .errors import NotCancellable, UnknownBroadcast
 from .live import Ingest, LiveConfig, LiveDesk, LiveRows
 from .models import Broadcast, Occurrence
 from .planner import (
@@ -344,20 +344,16 @@ def _region_of(actor: Actor) -> str | None:
 async def check_visible(
     session: AsyncSession, account: Account, b: Broadcast, *, every: bool = True
 ) -> None:
-    """403 unless the account may act on every (or, to read, any) village of the broadcast."""
-    if account.role == "admin":
-        return
-    tree = await devices_store.load_tree(session)
-    allowed = [v in tree and policy.can_broadcast_to(account, tree.node(v)) for v in b.villages]
-    if not (all(allowed) if every else any(allowed)):
+    """The one visibility rule (``devices.policy.visibility``) applied to a broadcast: one that
+    reaches none of the account's villages answers exactly like a missing one; acting on it
+    (``every``: cancel) needs every one of its villages."""
+    visible = policy.visibility(account, await devices_store.load_tree(session))
+    if not visible.sees_any(b.villages):
+        raise UnknownBroadcast(f"no broadcast {b.id}")
+    if every and not visible.sees_all(b.villages):
         raise NotPermitted(f"broadcast {b.id} reaches villages outside your region")
 
 
 async def visible_villages(session: AsyncSession, account: Account) -> frozenset[str] | None:
     """The villages whose broadcasts the account may list (None: all)."""
-    if account.role == "admin":
-        return None
-    tree = await devices_store.load_tree(session)
-    return frozenset(
-        code for code in policy.visible_regions(account, tree) if tree.node(code).kind == "village"
-    )
+    return policy.visibility(account, await devices_store.load_tree(session)).villages

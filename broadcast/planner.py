@@ -77,6 +77,8 @@ class AirRequest:
     recurrence: Any = None  # raw JSON, parsed against the first start
     defer_quiet: bool = False
     dry_run: bool = False
+    # set by domain code only: a notice handed this announcement to its recipient, who may air it
+    announcement_granted: bool = False
 
     @property
     def live(self) -> bool:
@@ -122,11 +124,11 @@ class Plan:
 
 
 def announcement_visible(account: Account, row: Announcement, tree: RegionTree) -> bool:
-    """The rule of ``GET /api/v1/announcements/{id}``: admins all; others what was published,
-    what they made, and what their region made."""
-    if account.role == "admin" or row.published_at is not None or row.created_by == account.id:
-        return True
-    return row.region_code is not None and row.region_code in policy.visible_regions(account, tree)
+    """The rule of ``GET /api/v1/announcements/{id}`` (``devices.policy.Visibility.sees``): what
+    was published, what the account made, and what its regions made."""
+    return policy.visibility(account, tree).sees(
+        row.region_code, author_id=row.created_by, published=row.published_at is not None
+    )
 
 
 def target_villages(actor: Actor, req: AirRequest, facts: Facts) -> frozenset[str]:
@@ -139,7 +141,9 @@ def target_villages(actor: Actor, req: AirRequest, facts: Facts) -> frozenset[st
     if not req.live:
         ann = facts.announcement
         visible = ann is not None and (
-            isinstance(actor, System) or announcement_visible(actor.account, ann, facts.tree)
+            isinstance(actor, System)
+            or req.announcement_granted
+            or announcement_visible(actor.account, ann, facts.tree)
         )
         if ann is None or not visible:  # an invisible announcement answers like a missing one
             raise UnknownAnnouncement(f"no announcement {req.announcement_id}")

@@ -225,8 +225,8 @@ async def test_cancel_a_scheduled_broadcast(
         start_at=later(3600),
     )
     bid = (await resp.json())["id"]
-    head = await make_staff("village", SEOOE)
-    assert (await client.post(f"/api/v1/broadcasts/{bid}/cancel", headers=head)).status == 403
+    head = await make_staff("village", SEOOE)  # another village's broadcast: as if missing
+    assert (await client.post(f"/api/v1/broadcasts/{bid}/cancel", headers=head)).status == 404
     resp = await client.post(
         f"/api/v1/broadcasts/{bid}/cancel", headers=admin_headers, json={"reason": "날짜 변경"}
     )
@@ -272,7 +272,10 @@ async def test_list_orders_and_filters(client: Any, admin_headers: Any, make_sta
     head = await make_staff("village", SEOOE)
     got = await (await client.get("/api/v1/broadcasts", headers=head)).json()
     assert [b["id"] for b in got["items"]] == [ids[1]]
-    assert (await client.get(f"/api/v1/broadcasts/{ids[0]}", headers=head)).status == 403
+    unseen = await client.get(f"/api/v1/broadcasts/{ids[0]}", headers=head)
+    missing = await client.get("/api/v1/broadcasts/999999", headers=head)
+    assert unseen.status == missing.status == 404  # another village's broadcast: as if missing
+    assert (await unseen.json())["type"] == (await missing.json())["type"]
     bad = await client.get("/api/v1/broadcasts?status=bogus", headers=admin_headers)
     assert bad.status == 422
 

@@ -116,21 +116,18 @@ async def test_revoking_a_listener_ends_its_webrtc_listen(
     client: Any, admin_headers: dict[str, str]
 ) -> None:
     from tests.web.test_live import WebRtcListener
-    from web.live import LIVE
+    from web.keys import ONAIR
 
     listener_id, token = await add_listener(client.app, VILLAGE, "박씨")
-    live = client.app[LIVE]
+    live = client.app[ONAIR].live
     with pinned_host_addresses(["127.0.0.1"]):
         phone = WebRtcListener()
         try:
             await phone.connect(client, VILLAGE, token)
-            assert listener_id in live.rtc_listeners.get(VILLAGE, {}).values()
+            assert listener_id in live.listener_ids
             start = time.monotonic()
             await client.delete(f"/api/v1/listeners/{listener_id}", headers=admin_headers)
-            await wait_for(
-                lambda: listener_id not in live.rtc_listeners.get(VILLAGE, {}).values(),
-                CUT_WITHIN_S,
-            )
+            await wait_for(lambda: listener_id not in live.listener_ids, CUT_WITHIN_S)
             assert time.monotonic() - start < CUT_WITHIN_S
             assert not live.listen_peers
         finally:
