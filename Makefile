@@ -30,7 +30,7 @@ test: test-system-deps venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy broadcast streaming devices recordings web
+	$(BIN)/mypy broadcast streaming devices recordings web tests
 
 bench: test-system-deps venv
 	$(BIN)/python bench/ingest.py
@@ -38,6 +38,8 @@ bench: test-system-deps venv
 	$(BIN)/python bench/start_latency.py
 	$(BIN)/python bench/live_latency.py
 	$(BIN)/python bench/fanout.py
+	$(BIN)/python bench/notices.py
+	$(BIN)/python bench/alerts.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache
