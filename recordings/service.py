@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from devices.models import Account, Region
+from devices.models import Region
 from devices.orm import utcnow
 
 from . import store, transcode, tts
@@ -346,15 +346,14 @@ class IngestService:
             self._settle(announcement_id)
 
     async def _tags(self, session: AsyncSession, row: Announcement) -> Tags:
+        # The announcer is the office (the region), never a staff member's username: replay
+        # files are downloaded by residents and podcast apps.
         announcer = "villagecast"
-        if row.created_by is not None:
-            account = await session.get(Account, row.created_by)
-            if account is not None:
-                announcer = account.display_name or account.username
         region = ""
         if row.region_code:
             found = await session.get(Region, row.region_code)
             region = f"{found.name_ko} ({found.code})" if found else row.region_code
+            announcer = f"{found.name_ko} 마을방송" if found else announcer
         created: datetime = row.created_at or utcnow()
         comment = row.text or f"villagecast {row.source} #{row.id}"
         return Tags(row.title, announcer, created.astimezone(self._zone).date().isoformat(),

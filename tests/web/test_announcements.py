@@ -14,6 +14,8 @@ from mutagen.id3 import ID3
 from mutagen.oggopus import OggOpus
 
 from devices import store as dstore
+from devices.models import Account
+from recordings.models import Announcement
 from tests.audio import ffprobe, integrated_lufs
 from tests.recordings import conftest as audio_fixtures
 from tests.web.replay_helpers import played
@@ -177,7 +179,7 @@ async def test_renditions_are_tagged(
     body = await ready(client, headers, (await resp.json())["id"])
     id3 = ID3(rendition_file(client, body, "mp3"))
     assert str(id3["TIT2"]) == "성내리 경로잔치"
-    assert str(id3["TPE1"]).startswith("village")
+    assert str(id3["TPE1"]) == "성내리 마을방송"  # the office, never the staff member's username
     assert str(id3["TXXX:region"]) == "성내리 (goseong-eup-seongnae-ri)"
     assert str(id3["TDRC"]) == body["created_at"][:10]
     assert id3.getall("COMM")
@@ -189,6 +191,15 @@ async def test_renditions_are_tagged(
     assert opus.tags["TITLE"] == ["성내리 경로잔치"]
     assert opus.tags["REGION"] == ["성내리 (goseong-eup-seongnae-ri)"]
     assert opus.tags["DATE"] == [body["created_at"][:10]]
+    assert opus.tags["ARTIST"] == ["성내리 마을방송"]
+    async with client.app[SESSIONMAKER]() as session:
+        row = await session.get(Announcement, body["id"])
+        assert row is not None
+        author = await session.get(Account, row.created_by)
+        assert author is not None
+    username = author.username.encode()
+    assert username not in raw
+    assert username not in rendition_file(client, body, "opus").read_bytes()
 
 
 async def test_text_is_spoken_in_korean_and_normalised(
