@@ -320,6 +320,10 @@ class Dispatcher:
                     occ.note = f"the server was down at its time (more than {window} late)"
                     missed.append(occ)
                     continue
+                if b.valid_until is not None and now > b.valid_until:
+                    occ.note = "it expired before it could start (valid until its alert's expiry)"
+                    missed.append(occ)
+                    continue
                 key = (b.announcement_id, b.repeat, b.chime, priority >= Priority.EMERGENCY)
                 if key not in parts_cache:
                     parts_cache[key] = await self._parts(session, b, priority)

@@ -49,6 +49,8 @@ class Broadcast(Base):
     start_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)  # first (nominal) start
     recurrence: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     defer_quiet: Mapped[bool] = mapped_column(Boolean, default=False)
+    # never starts after this (a disaster alert's CAP ``expires``); None: the validity window only
+    valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     status: Mapped[str] = mapped_column(String(16), default="scheduled", index=True)
     next_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # soonest open occurrence
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -249,6 +249,7 @@ class OnAir:
             start_at=plan.start,
             recurrence=plan.recurrence.to_json() if plan.recurrence else None,
             defer_quiet=req.defer_quiet,
+            valid_until=req.valid_until,
             status=status,
         )
 

@@ -79,6 +79,7 @@ class AirRequest:
     dry_run: bool = False
     # set by domain code only: a notice handed this announcement to its recipient, who may air it
     announcement_granted: bool = False
+    valid_until: datetime | None = None  # never starts after this (an alert's ``expires``)
 
     @property
     def live(self) -> bool:

@@ -165,6 +165,7 @@ class AlertService:
                 targets=Targets(villages=tuple(sorted(villages))),
                 priority=Priority.parse(row.priority),
                 defer_quiet=defer_quiet,
+                valid_until=row.expires_at,
             )
             sent = await self.onair.send(actor, req)
             broadcast_id = sent.broadcast.id if sent.broadcast else None

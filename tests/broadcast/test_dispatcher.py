@@ -235,6 +235,28 @@ async def test_missed_while_down_beyond_validity_plays_never(
     assert [a.target for a in audit] == [f"broadcast:{too_late}"]
 
 
+async def test_a_broadcast_never_starts_after_it_expires(
+    sm: Any, channels: FakeChannels, clock: FakeClock, config: Any, announcement: Any, tmp_path: Any
+) -> None:
+    admin = await add_account(sm)
+    ann = await announcement()
+    kept = await send(sm, admin, channels, clock, config, ann, start_at=T0 + timedelta(minutes=1),
+                      valid_until=T0 + timedelta(minutes=30))  # fmt: skip
+    expired = await send(sm, admin, channels, clock, config, ann,
+                         start_at=T0 + timedelta(minutes=1), valid_until=T0 + timedelta(minutes=2),
+                         priority=Priority.EMERGENCY)  # fmt: skip
+    # down from T0 to T0 + 5 min: inside every validity window, but past one broadcast's expiry
+    clock.set(T0 + timedelta(minutes=5))
+    d = Dispatcher(sm, channels, FakeMedia(tmp_path, chimes=False), config, clock=clock)
+    d.attach()
+    await d.recover()
+    assert await d.dispatch_due() == 1
+    assert {i.broadcast_id for i in channels.offered} == {kept}
+    assert await status_of(sm, expired) == "missed"
+    (occ,) = await occurrences(sm, expired)
+    assert "expired" in occ.note
+
+
 async def test_dispatched_but_never_started_before_a_crash_is_still_due(
     sm: Any,
     dispatcher: Dispatcher,

@@ -1,4 +1,5 @@
-"""Disaster alerts (CAP 1.2) and the signed as-run log; official codes and province on regions.
+"""Disaster alerts (CAP 1.2), the signed as-run log; official codes and province on regions;
+a broadcast's ``valid_until``.
 
 Revision ID: 0003
 Revises: 0002
@@ -69,6 +70,9 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_alerts_broadcast_id'), ['broadcast_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_alerts_state'), ['state'], unique=False)
 
+    with op.batch_alter_table('broadcasts', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('valid_until', devices.orm.UTCDateTime(), nullable=True))
+
     with op.batch_alter_table('regions', schema=None) as batch_op:
         batch_op.add_column(sa.Column('admin_code', sa.String(length=20), nullable=True))
         batch_op.add_column(sa.Column('province_ko', sa.String(length=50), nullable=True))
@@ -83,6 +87,9 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_regions_admin_code'))
         batch_op.drop_column('province_ko')
         batch_op.drop_column('admin_code')
+
+    with op.batch_alter_table('broadcasts', schema=None) as batch_op:
+        batch_op.drop_column('valid_until')
 
     with op.batch_alter_table('alerts', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_alerts_state'))
