@@ -8,7 +8,6 @@ on-air service (``keys.ONAIR``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -27,10 +26,11 @@ from broadcast.alerts.service import AlertService
 from broadcast.scheduling import parse_instant
 from devices.errors import InvalidField, NotPermitted
 from devices.models import Account
+from streaming.items import ItemReport
 
 from .api_announcements import INGEST
 from .auth import require_account
-from .keys import EVENTS, ONAIR, SESSIONMAKER, SETTINGS
+from .keys import ONAIR, SESSIONMAKER, SETTINGS
 from .settings import SettingsError
 from .validation import bool_field, json_body, page, page_params, path_int, text_field
 
@@ -40,6 +40,7 @@ ALERTS = web.AppKey("alerts", AlertService)
 ASRUN = web.AppKey("asrun", AsRunLog)
 POLLER = web.AppKey("cap_poller", FeedPoller)
 CAP_TYPES = ("application/cap+xml", "application/xml", "text/xml")
+ASRUN_WAKE_S = 2.0  # after an item ends, when the as-run writer looks for ended broadcasts
 
 
 def _t(value: datetime | None, tz: ZoneInfo) -> str | None:
@@ -185,24 +186,20 @@ async def _alerts_ctx(app: web.Application) -> AsyncIterator[None]:
     log = AsRunLog(app[SESSIONMAKER], load_or_create_key(settings.data_dir / "keys" / "asrun.pem"))
     app[ASRUN] = log
     log.start()
-    events = app[EVENTS].subscribe(maxsize=1024)
+    loop = asyncio.get_running_loop()
 
-    async def wake_on_end() -> None:
-        async for event in events:
-            if event.get("type") == "broadcast.ended":
-                log.poke()
+    def on_report(report: ItemReport) -> None:
+        # an item ended: its report is written within a moment, then the broadcast may be done
+        if report.event != "started":
+            loop.call_later(ASRUN_WAKE_S, log.poke)
 
-    waker = asyncio.create_task(wake_on_end(), name="asrun-waker")
+    app[ONAIR].channels.add_report_listener(on_report)
     feeds = [u.strip() for u in settings.cap_feeds.split(",") if u.strip()]
     poller = FeedPoller(feeds, service.receive, settings.cap_poll_s)
     app[POLLER] = poller
     poller.start()
     yield
     await poller.stop()
-    waker.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await waker
-    events.close()
     await log.stop()
 
 

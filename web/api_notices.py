@@ -34,7 +34,7 @@ from .auth import require_account
 from .keys import EVENTS, ONAIR, SESSIONMAKER, SETTINGS
 from .openapi import document
 from .openapi import json_body as body_spec
-from .validation import bool_field, json_body, page, page_params, path_int
+from .validation import bool_field, json_body, multipart_reader, page, page_params, path_int
 
 __all__ = ["NOTICES", "setup"]
 
@@ -71,7 +71,7 @@ async def _form(request: web.Request) -> tuple[dict[str, Any], list[IncomingFile
     fields: dict[str, Any] = {}
     files: list[IncomingFile] = []
     received = 0
-    reader = await request.multipart()
+    reader = await multipart_reader(request)  # no or an over-long boundary: 422
     try:
         while (part := await _next_part(reader)) is not None:
             if not isinstance(part, BodyPartReader):

@@ -316,6 +316,37 @@ OPERATIONS: dict[tuple[str, str], S] = {
     ("get", "/api/v1/live/sessions"): {"responses": _ok(200, ITEMS)},
     ("delete", "/api/v1/live/sessions/{id}"): {"responses": _ok(200, OBJECT)},
     ("delete", "/api/v1/live/publish/{id}"): {"responses": _ok(200, OBJECT)},
+    ("post", "/api/v1/alerts"): {
+        "requestBody": {
+            "required": True,
+            "content": {
+                ctype: {"schema": {"type": "string", "maxLength": 256 * 1024}}
+                for ctype in ("application/cap+xml", "application/xml", "text/xml")
+            },
+        },
+        "responses": {**_ok(201, OBJECT), **_ok(200, OBJECT)},
+    },
+    ("get", "/api/v1/alerts"): {"responses": _ok(200, PAGE)},
+    ("get", "/api/v1/alerts/{id}"): {"responses": _ok(200, OBJECT)},
+    ("post", "/api/v1/alerts/{id}/approve"): {
+        "requestBody": {
+            "required": False,
+            "content": {
+                "application/json": {
+                    "schema": _obj({"villages": CODES, "defer_quiet": {"type": "boolean"}})
+                }
+            },
+        },
+        "responses": _ok(200, OBJECT),
+    },
+    ("post", "/api/v1/alerts/{id}/reject"): {
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": _obj({"reason": _str(500, 0)})}},
+        },
+        "responses": _ok(200, OBJECT),
+    },
+    ("get", "/api/v1/asrun"): {"responses": _ok(200, TEXT, "application/x-ndjson")},
     ("get", "/api/v1/openapi.json"): {"responses": _ok(200, OBJECT)},
     ("get", "/healthz"): {"responses": _ok(200, _obj({"status": {"const": "ok"}}, ("status",)))},
     ("get", "/readyz"): {"responses": _ok(200, _obj({"status": {"const": "ready"}}, ("status",)))},
