@@ -99,7 +99,11 @@ async def receive(request: web.Request) -> web.Response:
         raise NotCapXml(f"send the CAP document as application/cap+xml, not {ctype or 'nothing'}")
     if request.content_length is not None and request.content_length > MAX_CAP_BYTES:
         raise AlertTooLarge(f"a CAP document may be at most {MAX_CAP_BYTES // 1024} KB")
-    data = await request.content.read(MAX_CAP_BYTES + 1)
+    data = b""
+    while chunk := await request.content.read(MAX_CAP_BYTES + 1 - len(data)):
+        data += chunk  # read() gives what has arrived: a document may come in several chunks
+        if len(data) > MAX_CAP_BYTES:
+            break
     received = await request.app[ALERTS].receive(data, f"post:{account.username}"[:300])
     tz = ZoneInfo(request.app[SETTINGS].timezone)
     body = alert_json(received.alert, tz) | {"duplicate": received.duplicate}

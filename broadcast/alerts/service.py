@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from devices import store as devices_store
@@ -225,7 +225,7 @@ class AlertService:
     async def list(self, limit: int, offset: int) -> tuple[list[Alert], int]:
         """Newest first, paged."""
         async with self.sessionmaker() as session:
-            total = len((await session.scalars(select(Alert.id))).all())
+            total = int(await session.scalar(select(func.count()).select_from(Alert)) or 0)
             rows = await session.scalars(
                 select(Alert).order_by(Alert.received_at.desc(), Alert.id.desc())
                 .limit(limit).offset(offset)

@@ -148,6 +148,21 @@ async def test_bad_documents_are_refused_and_nothing_airs(
     assert listing["total"] == 0
 
 
+async def test_a_document_sent_in_small_chunks_is_read_whole(
+    client: Any, admin_headers: dict[str, str]
+) -> None:
+    doc = fresh(TYPHOON, 12)
+
+    async def trickle() -> Any:
+        for i in range(0, len(doc), 97):
+            yield doc[i : i + 97]
+            await asyncio.sleep(0)
+
+    resp = await client.post("/api/v1/alerts", data=trickle(), headers=admin_headers | XML)
+    assert resp.status == 201, await resp.text()
+    assert (await resp.json())["identifier"] == "KMA-TEST-12"
+
+
 async def test_only_the_county_office_posts_alerts(
     client: Any, make_staff: Any, admin_headers: dict[str, str]
 ) -> None:
